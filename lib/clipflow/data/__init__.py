@@ -1,0 +1,1 @@
+"""Data: the synthetic default dataset, download via img2dataset, metadata, loading, samplers."""
