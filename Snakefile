@@ -1,0 +1,25 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/metadata.smk"
+include: "rules/negatives.smk"
+include: "rules/mining.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.download.output.stats,
+        rules.negatives.output.negatives,
+        rules.mine_hard_pairs.output.pairs,
+        rules.report.output,

@@ -1,0 +1,91 @@
+"""Download a url list into webdataset shards with img2dataset, and summarise what failed and why."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from clipflow.data.serve import serve_directory
+from clipflow.io import write_with
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """img2dataset's options that matter for reproducing a dataset (names as img2dataset's)."""
+
+    image_size: int = 64
+    resize_mode: str = "border"
+    encode_format: str = "jpg"
+    processes_count: int = 1
+    thread_count: int = 8
+    number_sample_per_shard: int = 1000
+    timeout: int = 5
+    retries: int = 0
+
+
+def write_url_list(captions: list[str], urls: list[str], path: str | Path) -> Path:
+    """The tsv img2dataset reads (``caption\\turl`` with a header: the step HELIP does with sed)."""
+    frame = pd.DataFrame({"caption": captions, "url": urls})
+    return write_with(path, lambda tmp: frame.to_csv(tmp, sep="\t", index=False))
+
+
+def run_img2dataset(url_list: str | Path, output_folder: str | Path, options: DownloadOptions) -> None:
+    from img2dataset import download
+
+    download(
+        url_list=str(url_list),
+        output_folder=str(output_folder),
+        input_format="tsv",
+        url_col="url",
+        caption_col="caption",
+        output_format="webdataset",
+        enable_wandb=False,
+        **asdict(options),
+    )
+
+
+def download_served_folder(
+    source_dir: str | Path,
+    manifest: pd.DataFrame,
+    url_list: str | Path,
+    output_folder: str | Path,
+    options: DownloadOptions,
+) -> None:
+    """Serve ``source_dir`` on loopback, write the url list for ``manifest``, download it, stop."""
+    with serve_directory(source_dir) as base_url:
+        urls = [f"{base_url}/{path}" for path in manifest["path"]]
+        write_url_list(list(manifest["caption"]), urls, url_list)
+        log.info("serving %s at %s; downloading %d urls", source_dir, base_url, len(urls))
+        run_img2dataset(url_list, output_folder, options)
+
+
+def download_stats(output_folder: str | Path) -> dict:
+    """Totals over img2dataset's per-shard ``_stats.json`` and every failed row with its reason."""
+    output_folder = Path(output_folder)
+    shard_tables = sorted(glob.glob(str(output_folder / "*.parquet")))
+    if not shard_tables:
+        raise FileNotFoundError(f"{output_folder}: no img2dataset shard parquet files")
+    rows = pd.concat([pd.read_parquet(p, columns=["url", "caption", "status", "error_message"])
+                      .assign(shard=Path(p).stem) for p in shard_tables], ignore_index=True)
+    failed = rows[rows["status"] != "success"]
+    reasons = Counter(str(e) for e in failed["error_message"])
+    return {
+        "count": int(len(rows)),
+        "successes": int((rows["status"] == "success").sum()),
+        "failed": int(len(failed)),
+        "success_rate": float((rows["status"] == "success").mean()) if len(rows) else 0.0,
+        "failure_reasons": dict(reasons.most_common()),
+        "failures": [
+            {"shard": r.shard, "url": r.url, "caption": r.caption, "error": str(r.error_message)}
+            for r in failed.itertuples()
+        ],
+    }

@@ -1,0 +1,64 @@
+"""One metadata table per dataset: every successfully downloaded pair, in url-index order.
+
+Columns: ``index`` (the url index: order in which urls are first seen across the shards, HELIP's
+convention), ``key`` (img2dataset's 9-digit key), ``url``, ``caption``, ``shard`` (tar file name)
+and ``status``. ``url_index.json`` maps url -> index, the file HELIP's trainer reads.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+
+METADATA_COLUMNS = ["index", "key", "url", "caption", "shard", "status"]
+
+
+def read_shard_samples(tar_path: str | Path) -> list[dict]:
+    """The samples of one img2dataset webdataset tar, from its ``key.json`` members, in tar order."""
+    samples = []
+    with tarfile.open(tar_path) as tar:
+        for member in tar:
+            if not member.name.endswith(".json"):
+                continue
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            info = json.load(handle)
+            samples.append({
+                "key": str(info.get("key", Path(member.name).stem)),
+                "url": info.get("url") or "",
+                "caption": info.get("caption") or "",
+                "status": info.get("status", "success"),
+            })
+    return samples
+
+
+def build_metadata(shards_dir: str | Path) -> pd.DataFrame:
+    """Scan ``*.tar`` in name order and index the successful pairs; duplicates keep the first url."""
+    shards = sorted(Path(shards_dir).glob("*.tar"))
+    if not shards:
+        raise FileNotFoundError(f"{shards_dir}: no webdataset shards (*.tar)")
+    rows = []
+    for shard in shards:
+        for sample in read_shard_samples(shard):
+            if sample["status"] == "success":
+                rows.append({**sample, "shard": shard.name})
+    frame = pd.DataFrame(rows, columns=METADATA_COLUMNS[1:])
+    frame = frame.drop_duplicates("url", keep="first").reset_index(drop=True)
+    frame.insert(0, "index", range(len(frame)))
+    return frame[METADATA_COLUMNS]
+
+
+def url_index(metadata: pd.DataFrame) -> dict[str, int]:
+    return {url: int(i) for url, i in zip(metadata["url"], metadata["index"])}
+
+
+def read_metadata(path: str | Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    missing = set(METADATA_COLUMNS) - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    return frame

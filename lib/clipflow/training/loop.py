@@ -1,0 +1,167 @@
+"""The training loop: one run of one loss on one dataset, checkpointed and resumable.
+
+Resume contract: everything a run needs to continue lives in ``checkpoint_dir/latest.pt`` (model,
+optimizer, scheduler, loss state such as SogCLR's per-sample averages, position in the epoch, RNG
+state and the log so far). The workflow keeps ``checkpoint_dir`` outside the rule's outputs, so a
+killed or failed job is rerun from there instead of from scratch; only the final model and the log
+are outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from clipflow.data.samplers import build_sampler
+from clipflow.data.shards import PairsDataset
+from clipflow.io import write_with
+from clipflow.losses import build_loss
+from clipflow.models import create_model, load_checkpoint, save_checkpoint
+from clipflow.training.config import TrainConfig
+from clipflow.training.schedule import cosine_with_warmup
+
+log = logging.getLogger(__name__)
+MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (algorithms.md notation)
+LATEST = "latest.pt"
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    model_init: Path
+    model_final: Path
+    log_csv: Path
+    log_jsonl: Path
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """open_clip_train's split: no weight decay on gains, biases, norms and the logit scale."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        exempt = param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
+        (no_decay if exempt or "logit_scale" in name else decay).append(param)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
+def _model_checkpoint(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> dict[str, Any]:
+    """open_clip's format (``state_dict``), so ``create_model_and_transforms(pretrained=...)`` loads it."""
+    return {"state_dict": model.state_dict(), "model_name": cfg.model, "epoch": epoch,
+            "loss": cfg.loss}
+
+
+def _write_logs(rows: list[dict[str, Any]], outputs: TrainOutputs) -> None:
+    frame = pd.DataFrame(rows)
+    write_with(outputs.log_csv, lambda tmp: frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL))
+    write_with(outputs.log_jsonl,
+               lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+
+
+def train(
+    cfg: TrainConfig,
+    metadata: pd.DataFrame,
+    shards_dir: str | Path,
+    checkpoint_dir: str | Path,
+    outputs: TrainOutputs,
+) -> dict[str, Any]:
+    """Train ``cfg`` on the pairs of ``metadata``; resume from ``checkpoint_dir`` when it holds one."""
+    torch.set_num_threads(cfg.threads)
+    checkpoint_dir = Path(checkpoint_dir)
+    device = torch.device(cfg.device)
+    bundle = create_model(cfg.model, cfg.pretrained, device=device, seed=cfg.seed)
+    model = bundle.model
+    # Written before any step: the random (or pretrained) starting point every benchmark compares to.
+    save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
+
+    loss_params = dict(cfg.loss_params)
+    loss_fn = build_loss(cfg.loss, **loss_params).to(device)
+    dataset = PairsDataset(metadata, shards_dir, bundle.preprocess_train, bundle.tokenizer)
+    sampler = build_sampler(cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params)
+    steps_per_epoch = len(sampler.batches(0))
+    total_steps = steps_per_epoch * cfg.epochs
+
+    parameters = _parameter_groups(model, cfg.weight_decay)
+    if len(loss_fn.heads):
+        parameters.append({"params": list(loss_fn.heads.parameters()),
+                           "weight_decay": cfg.weight_decay})
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total_steps)
+
+    epoch, step_in_epoch, rows = 0, 0, []
+    latest = checkpoint_dir / LATEST
+    if latest.exists():
+        state = load_checkpoint(latest, map_location=device)
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, step_in_epoch, rows = state["epoch"], state["step_in_epoch"], state["log"]
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        log.info("resumed from %s at epoch %d step %d", latest, epoch, step_in_epoch)
+    else:
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+
+    def save_state(at_epoch: int, at_step: int) -> None:
+        save_checkpoint({
+            "model": model.state_dict(), "loss": loss_fn.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "epoch": at_epoch, "step_in_epoch": at_step, "log": rows,
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "config": json.loads(json.dumps(asdict(cfg))),
+        }, latest)
+
+    model.train()
+    while epoch < cfg.epochs:
+        batches = sampler.batches(epoch)[step_in_epoch:]
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, num_workers=cfg.num_workers,
+            persistent_workers=False,
+        )
+        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", initial=step_in_epoch,
+                        total=steps_per_epoch, mininterval=5.0)
+        for batch in progress:
+            started = time.perf_counter()
+            images = batch["image"].to(device, non_blocking=True)
+            texts = batch["text"].to(device, non_blocking=True)
+            out = model(images, texts)
+            image_features, text_features, logit_scale = out[0], out[1], out[2]
+            extras = {"ids": batch["index"].to(device)} if "ids" in (
+                loss_fn.required_extras + loss_fn.optional_extras) else {}
+            terms = loss_fn(image_features, text_features, logit_scale, **extras)
+            total = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_fn.on_train_step_end()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
+            step_in_epoch += 1
+            elapsed = time.perf_counter() - started
+            rows.append({
+                "epoch": epoch + 1, "step": len(rows) + 1, "lr": scheduler.get_last_lr()[0],
+                "loss": float(total), **{k: float(v) for k, v in terms.items()},
+                "logit_scale": float(logit_scale), "samples_per_s": len(images) / elapsed,
+            })
+            progress.set_postfix(loss=f"{float(total):.3f}", refresh=False)
+            if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
+                save_state(epoch, step_in_epoch)
+        epoch, step_in_epoch = epoch + 1, 0
+        save_state(epoch, 0)
+        log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
+
+    save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
+    _write_logs(rows, outputs)
+    return {"steps": len(rows), "final_loss": rows[-1]["loss"] if rows else None}

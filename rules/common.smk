@@ -1,0 +1,93 @@
+import json
+import os
+import shlex
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from clipflow.config import check_config
+
+# A one-line error naming the key first; then snakemake's validate fills in the schema defaults.
+check_config(config, workflow.source_path("../config/schema.yaml"))
+validate(config, "../config/schema.yaml", set_default=True)
+
+RESULTS = f"results/{config['experiment']}"
+SCRIPTS = Path(workflow.basedir) / "workflow_scripts"
+BENCHMARKS = config["benchmarks"]["enabled"]
+CHECKPOINTS = ["init", "final"]
+SYNTHETIC_BENCHMARKS = expand(
+    f"{RESULTS}/data/benchmarks/{{name}}",
+    name=["shapes_zeroshot", "colours_zeroshot", "retrieval", "compositional"],
+)
+PYTHON_ENV = {
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "WANDB_MODE": "disabled",
+}
+
+for _name, _value in PYTHON_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+
+def run_settings(run):
+    """The run's training settings: `train` defaults overridden by `runs.<run>`."""
+    return {**config["train"], **config["runs"][run]}
+
+
+def run_config_json(wildcards):
+    return json.dumps(run_settings(wildcards.run_name), sort_keys=True)
+
+
+def resource(family, key):
+    """A resource of a rule family, falling back to `resources.default`."""
+    value = config["resources"].get(family, {}).get(key)
+    return value if value is not None else config["resources"]["default"][key]
+
+
+def slurm_extra(family):
+    """Partition/account from config where set; otherwise the profile's defaults apply."""
+    return {
+        key: config["resources"][family][key]
+        for key in ("slurm_partition", "slurm_account")
+        if key in config["resources"].get(family, {})
+    }
+
+
+def benchmark_root(name):
+    """A benchmark's data root: configured, or the synthetic one of that name."""
+    return BENCHMARKS[name].get("root", f"{RESULTS}/data/benchmarks/{name}")
+
+
+def benchmark_inputs(wildcards):
+    if "root" in BENCHMARKS[wildcards.benchmark]:
+        return []
+    return SYNTHETIC_BENCHMARKS
+
+
+def benchmark_options(wildcards):
+    """`--option key=value` arguments, shell-quoted (values come from config)."""
+    options = BENCHMARKS[wildcards.benchmark].get("options", {})
+    return " ".join(
+        f"--option {shlex.quote(f'{key}={json.dumps(value)}')}"
+        for key, value in sorted(options.items())
+    )
+
+
+def mining_encoder():
+    """(model name, checkpoint path) of the frozen encoder that embeds the pairs for mining."""
+    encoder = config["mining"]["encoder"]
+    if "run" in encoder:
+        return (
+            run_settings(encoder["run"])["model"],
+            f"{RESULTS}/runs/{encoder['run']}/model_final.pt",
+        )
+    return encoder["model"], encoder["checkpoint"]
+
+
+def evaluation_results():
+    return expand(
+        f"{RESULTS}/eval/{{run_name}}/{{weights}}/{{benchmark}}.json",
+        run_name=config["runs"],
+        weights=CHECKPOINTS,
+        benchmark=BENCHMARKS,
+    )

@@ -1,0 +1,48 @@
+rule synthesize_dataset:
+    output:
+        manifest=f"{RESULTS}/data/synthetic/manifest.tsv",
+    log:
+        f"{RESULTS}/logs/synthesize_dataset.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesize_dataset.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        **slurm_extra("default"),
+        mem_mb=resource("default", "mem_mb"),
+        runtime=resource("default", "runtime"),
+    params:
+        settings=config["data"]["synthetic"],
+        output_dir=lambda wildcards, output: Path(output.manifest).parent,
+    shell:
+        "python {SCRIPTS}/synthesize_dataset.py --output-dir {params.output_dir:q}"
+        " --num-pairs {params.settings[num_pairs]} --image-size {params.settings[image_size]}"
+        " --seed {params.settings[seed]}"
+        " --num-broken-urls {params.settings[num_broken_urls]}"
+        " --num-corrupt-images {params.settings[num_corrupt_images]} > {log:q} 2>&1"
+
+
+rule download:
+    input:
+        manifest=rules.synthesize_dataset.output.manifest,
+    output:
+        url_list=f"{RESULTS}/download/url_list.tsv",
+        shards=directory(f"{RESULTS}/download/shards"),
+        stats=f"{RESULTS}/download/stats.json",
+    log:
+        f"{RESULTS}/logs/download.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: config["data"]["download"]["processes_count"]
+    resources:
+        **slurm_extra("default"),
+        mem_mb=resource("default", "mem_mb"),
+        runtime=resource("default", "runtime"),
+    params:
+        options=json.dumps(config["data"]["download"], sort_keys=True),
+    shell:
+        "python {SCRIPTS}/download.py --manifest {input.manifest:q} --url-list {output.url_list:q}"
+        " --output-folder {output.shards:q} --stats {output.stats:q} --options {params.options:q}"
+        " > {log:q} 2>&1"

@@ -1,0 +1,56 @@
+rule synthesize_benchmarks:
+    output:
+        roots=directory(SYNTHETIC_BENCHMARKS),
+    log:
+        f"{RESULTS}/logs/synthesize_benchmarks.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesize_benchmarks.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        **slurm_extra("default"),
+        mem_mb=resource("default", "mem_mb"),
+        runtime=resource("default", "runtime"),
+    params:
+        output_dir=f"{RESULTS}/data/benchmarks",
+        seed=config["benchmarks"]["seed"],
+        num_images=config["benchmarks"]["num_images"],
+        image_size=config["data"]["synthetic"]["image_size"],
+    shell:
+        "python {SCRIPTS}/synthesize_benchmarks.py --output-dir {params.output_dir:q}"
+        " --seed {params.seed} --num-images {params.num_images}"
+        " --image-size {params.image_size} > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        model=f"{RESULTS}/runs/{{run_name}}/model_{{weights}}.pt",
+        data=benchmark_inputs,
+    output:
+        result=f"{RESULTS}/eval/{{run_name}}/{{weights}}/{{benchmark}}.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{run_name}}/{{weights}}/{{benchmark}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{run_name}}/{{weights}}/{{benchmark}}.tsv"
+    wildcard_constraints:
+        run_name="|".join(config["runs"]),
+        weights="|".join(CHECKPOINTS),
+        benchmark="|".join(BENCHMARKS),
+    conda:
+        "../envs/evaluate.yaml"
+    threads: resource("default", "threads")
+    resources:
+        **slurm_extra("default"),
+        mem_mb=resource("default", "mem_mb"),
+        runtime=resource("default", "runtime"),
+    params:
+        kind=lambda wildcards: BENCHMARKS[wildcards.benchmark]["kind"],
+        root=lambda wildcards: benchmark_root(wildcards.benchmark),
+        model=lambda wildcards: run_settings(wildcards.run_name)["model"],
+        options=benchmark_options,
+        batch_size=config["benchmarks"]["batch_size"],
+    shell:
+        "python {SCRIPTS}/evaluate.py --benchmark {params.kind:q} --data-root {params.root:q}"
+        " --model {params.model:q} --pretrained {input.model:q} --output {output.result:q}"
+        " --batch-size {params.batch_size} --dataset-name {wildcards.benchmark:q} {params.options}"
+        " > {log:q} 2>&1"

@@ -1,0 +1,30 @@
+rule report:
+    input:
+        results=evaluation_results(),
+        train_logs=expand(
+            f"{RESULTS}/runs/{{run_name}}/train_log.csv", run_name=config["runs"]
+        ),
+    output:
+        csv=f"{RESULTS}/tables/summary.csv",
+        markdown=f"{RESULTS}/tables/summary.md",
+        latex=f"{RESULTS}/tables/summary.tex",
+        loss_plot=f"{RESULTS}/plots/loss_curves.png",
+        benchmark_plots=expand(
+            f"{RESULTS}/plots/{{benchmark}}.png", benchmark=BENCHMARKS
+        ),
+    log:
+        f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **slurm_extra("default"),
+        mem_mb=resource("default", "mem_mb"),
+        runtime=resource("default", "runtime"),
+    params:
+        tables_dir=f"{RESULTS}/tables",
+        plots_dir=f"{RESULTS}/plots",
+    shell:
+        "python {SCRIPTS}/report.py --results {input.results:q} --train-logs {input.train_logs:q}"
+        " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

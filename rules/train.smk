@@ -1,0 +1,34 @@
+rule train:
+    input:
+        pairs=rules.build_metadata.output.pairs,
+        shards=rules.download.output.shards,
+    output:
+        model_init=f"{RESULTS}/runs/{{run_name}}/model_init.pt",
+        model_final=f"{RESULTS}/runs/{{run_name}}/model_final.pt",
+        log_csv=f"{RESULTS}/runs/{{run_name}}/train_log.csv",
+        log_jsonl=f"{RESULTS}/runs/{{run_name}}/train_log.jsonl",
+    log:
+        f"{RESULTS}/logs/train/{{run_name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{run_name}}.tsv"
+    wildcard_constraints:
+        run_name="|".join(config["runs"]),
+    conda:
+        "../envs/train.yaml"
+    threads: resource("train", "threads")
+    resources:
+        **slurm_extra("train"),
+        mem_mb=resource("train", "mem_mb"),
+        runtime=resource("train", "runtime"),
+        gpus=resource("train", "gpus"),
+    params:
+        run_config=run_config_json,
+        # Outside `output:` on purpose: snakemake deletes a failed job's outputs, and the
+        # checkpoints are what a rerun resumes from.
+        checkpoint_dir=f"{RESULTS}/checkpoints/{{run_name}}",
+    shell:
+        "python {SCRIPTS}/train.py --metadata {input.pairs:q} --shards {input.shards:q}"
+        " --run-config {params.run_config:q} --checkpoint-dir {params.checkpoint_dir:q}"
+        " --model-init {output.model_init:q} --model-final {output.model_final:q}"
+        " --log-csv {output.log_csv:q} --log-jsonl {output.log_jsonl:q}"
+        " --threads {threads} > {log:q} 2>&1"
