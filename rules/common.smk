@@ -1,6 +1,7 @@
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -11,8 +12,12 @@ from clipflow.config import check_config
 check_config(config, workflow.source_path("../config/schema.yaml"))
 validate(config, "../config/schema.yaml", set_default=True)
 
+
+envvars:
+    "PATH",
+
+
 RESULTS = f"results/{config['experiment']}"
-SCRIPTS = Path(workflow.basedir) / "workflow_scripts"
 BENCHMARKS = config["benchmarks"]["enabled"]
 CHECKPOINTS = ["init", "final"]
 SYNTHETIC_BENCHMARKS = expand(
@@ -27,6 +32,16 @@ PYTHON_ENV = {
 
 for _name, _value in PYTHON_ENV.items():
     os.environ.setdefault(_name, _value)
+# Rules call `python`: make it the interpreter running snakemake (the project venv) even when the venv
+# is not activated. A conda env (--use-conda) still comes first, since activation prepends its bin.
+os.environ["PATH"] = os.pathsep.join(
+    [str(Path(sys.executable).parent), os.environ["PATH"]]
+)
+
+
+def script(name):
+    """A workflow script's path, relative to the working directory so moving both reruns nothing."""
+    return os.path.relpath(Path(workflow.basedir) / "workflow_scripts" / name)
 
 
 def run_settings(run):

@@ -12,10 +12,11 @@ rule synthesize_dataset:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
+        script=script("synthesize_dataset.py"),
         settings=config["data"]["synthetic"],
         output_dir=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "python {SCRIPTS}/synthesize_dataset.py --output-dir {params.output_dir:q}"
+        "python {params.script:q} --output-dir {params.output_dir:q}"
         " --num-pairs {params.settings[num_pairs]} --image-size {params.settings[image_size]}"
         " --seed {params.settings[seed]}"
         " --num-broken-urls {params.settings[num_broken_urls]}"
@@ -41,8 +42,9 @@ rule download:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
+        script=script("download.py"),
         options=json.dumps(config["data"]["download"], sort_keys=True),
     shell:
-        "python {SCRIPTS}/download.py --manifest {input.manifest:q} --url-list {output.url_list:q}"
+        "python {params.script:q} --manifest {input.manifest:q} --url-list {output.url_list:q}"
         " --output-folder {output.shards:q} --stats {output.stats:q} --options {params.options:q}"
         " > {log:q} 2>&1"

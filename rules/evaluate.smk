@@ -12,12 +12,13 @@ rule synthesize_benchmarks:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
-        output_dir=f"{RESULTS}/data/benchmarks",
+        script=script("synthesize_benchmarks.py"),
+        output_dir=lambda wildcards, output: Path(output.roots[0]).parent,
         seed=config["benchmarks"]["seed"],
         num_images=config["benchmarks"]["num_images"],
         image_size=config["data"]["synthetic"]["image_size"],
     shell:
-        "python {SCRIPTS}/synthesize_benchmarks.py --output-dir {params.output_dir:q}"
+        "python {params.script:q} --output-dir {params.output_dir:q}"
         " --seed {params.seed} --num-images {params.num_images}"
         " --image-size {params.image_size} > {log:q} 2>&1"
 
@@ -44,13 +45,14 @@ rule evaluate:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
+        script=script("evaluate.py"),
         kind=lambda wildcards: BENCHMARKS[wildcards.benchmark]["kind"],
         root=lambda wildcards: benchmark_root(wildcards.benchmark),
         model=lambda wildcards: run_settings(wildcards.run_name)["model"],
         options=benchmark_options,
         batch_size=config["benchmarks"]["batch_size"],
     shell:
-        "python {SCRIPTS}/evaluate.py --benchmark {params.kind:q} --data-root {params.root:q}"
+        "python {params.script:q} --benchmark {params.kind:q} --data-root {params.root:q}"
         " --model {params.model:q} --pretrained {input.model:q} --output {output.result:q}"
         " --batch-size {params.batch_size} --dataset-name {wildcards.benchmark:q} {params.options}"
         " > {log:q} 2>&1"

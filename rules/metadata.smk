@@ -14,6 +14,8 @@ rule build_metadata:
         **slurm_extra("default"),
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
+    params:
+        script=script("build_metadata.py"),
     shell:
-        "python {SCRIPTS}/build_metadata.py --shards {input.shards:q} --output {output.pairs:q}"
+        "python {params.script:q} --shards {input.shards:q} --output {output.pairs:q}"
         " --url-index {output.url_index:q} > {log:q} 2>&1"

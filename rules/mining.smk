@@ -9,7 +9,6 @@ rule embed_pairs:
         encoder=mining_encoder()[1],
     output:
         embeddings=f"{MINING}/embeddings.npz",
-        url_index=f"{MINING}/url_index/{DATASET_NAME}_url_index.json",
     log:
         f"{RESULTS}/logs/embed_pairs.log",
     benchmark:
@@ -23,11 +22,12 @@ rule embed_pairs:
         runtime=resource("train", "runtime"),
         gpus=resource("train", "gpus"),
     params:
+        script=script("embed_pairs.py"),
         model=mining_encoder()[0],
     shell:
-        "python {SCRIPTS}/embed_pairs.py --pairs {input.pairs:q} --shards-dir {input.shards:q}"
+        "python {params.script:q} --pairs {input.pairs:q} --shards-dir {input.shards:q}"
         " --model {params.model:q} --pretrained {input.encoder:q}"
-        " --output {output.embeddings:q} --output-url-index {output.url_index:q} > {log:q} 2>&1"
+        " --output {output.embeddings:q} > {log:q} 2>&1"
 
 
 rule mine_hard_pairs:
@@ -49,10 +49,12 @@ rule mine_hard_pairs:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
+        script=script("mine_hard_pairs.py"),
         topk=config["mining"]["topk"],
         index=config["mining"]["index"],
+        dataset_name=DATASET_NAME,
     shell:
-        "python {SCRIPTS}/mine_hard_pairs.py --embeddings {input.embeddings:q}"
-        " --topk {params.topk} --index {params.index:q} --dataset-name {DATASET_NAME:q}"
+        "python {params.script:q} --embeddings {input.embeddings:q}"
+        " --topk {params.topk} --index {params.index:q} --dataset-name {params.dataset_name:q}"
         " --output-csv {output.pairs:q} --output-dict {output.pairs_dict:q}"
         " --output-report {output.report:q} --output-plot {output.plot:q} > {log:q} 2>&1"

@@ -15,9 +15,10 @@ rule negatives:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
+        script=script("generate_negatives.py"),
         per_caption=config["negatives"]["per_caption"],
         seed=config["negatives"]["seed"],
     shell:
-        "python {SCRIPTS}/generate_negatives.py --pairs {input.pairs:q}"
+        "python {params.script:q} --pairs {input.pairs:q}"
         " --per-caption {params.per_caption} --seed {params.seed}"
         " --output {output.negatives:q} --report {output.report:q} > {log:q} 2>&1"

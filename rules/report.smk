@@ -23,8 +23,9 @@ rule report:
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
-        tables_dir=f"{RESULTS}/tables",
-        plots_dir=f"{RESULTS}/plots",
+        script=script("report.py"),
+        tables_dir=lambda wildcards, output: Path(output.csv).parent,
+        plots_dir=lambda wildcards, output: Path(output.loss_plot).parent,
     shell:
-        "python {SCRIPTS}/report.py --results {input.results:q} --train-logs {input.train_logs:q}"
+        "python {params.script:q} --results {input.results:q} --train-logs {input.train_logs:q}"
         " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

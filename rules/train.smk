@@ -22,12 +22,13 @@ rule train:
         runtime=resource("train", "runtime"),
         gpus=resource("train", "gpus"),
     params:
+        script=script("train.py"),
         run_config=run_config_json,
         # Outside `output:` on purpose: snakemake deletes a failed job's outputs, and the
         # checkpoints are what a rerun resumes from.
         checkpoint_dir=f"{RESULTS}/checkpoints/{{run_name}}",
     shell:
-        "python {SCRIPTS}/train.py --metadata {input.pairs:q} --shards {input.shards:q}"
+        "python {params.script:q} --metadata {input.pairs:q} --shards {input.shards:q}"
         " --run-config {params.run_config:q} --checkpoint-dir {params.checkpoint_dir:q}"
         " --model-init {output.model_init:q} --model-final {output.model_final:q}"
         " --log-csv {output.log_csv:q} --log-jsonl {output.log_jsonl:q}"

@@ -1,4 +1,4 @@
-"""Serve a folder on loopback, write its url list (caption\\turl) and download it with img2dataset."""
+"""Serve a folder on loopback, write its url list and download it with img2dataset."""
 
 import argparse
 import json
@@ -22,12 +22,17 @@ def main() -> None:
     setup_logging()
     options = DownloadOptions(**json.loads(args.options))
     manifest = read_manifest(args.manifest)
-    download_served_folder(Path(args.manifest).parent, manifest, args.url_list, args.output_folder,
-                           options)
+    download_served_folder(
+        Path(args.manifest).parent, manifest, args.url_list, args.output_folder, options
+    )
     stats = download_stats(args.output_folder)
     write_json(args.stats, stats)
-    logging.info("downloaded %d of %d; failures: %s", stats["successes"], stats["count"],
-                 stats["failure_reasons"])
+    logging.info(
+        "downloaded %d of %d; failures: %s",
+        stats["successes"],
+        stats["count"],
+        stats["failure_reasons"],
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,12 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     manifest = make_training_set(
-        args.output_dir, args.num_pairs, args.seed, args.image_size,
-        args.num_broken_urls, args.num_corrupt_images,
+        args.output_dir,
+        args.num_pairs,
+        args.seed,
+        args.image_size,
+        args.num_broken_urls,
+        args.num_corrupt_images,
     )
     logging.info("wrote %d manifest rows to %s", len(manifest), args.output_dir)
 

@@ -24,8 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     cfg = TrainConfig(**json.loads(args.run_config), threads=args.threads)
-    outputs = TrainOutputs(Path(args.model_init), Path(args.model_final), Path(args.log_csv),
-                           Path(args.log_jsonl))
+    outputs = TrainOutputs(
+        Path(args.model_init), Path(args.model_final), Path(args.log_csv), Path(args.log_jsonl)
+    )
     summary = train(cfg, read_metadata(args.metadata), args.shards, args.checkpoint_dir, outputs)
     logging.info("done: %s", summary)
 

@@ -3,8 +3,9 @@
 The preinstalled CPU wheel of torch 2.13 cannot load the ``_C`` extension of PyPI's torchvision 0.28
 (see ``shared/specs/dependencies.md``), and torchvision then fails at import on
 ``operator torchvision::nms does not exist``. open_clip needs torchvision only for transforms and
-``FrozenBatchNorm2d``, so declaring the two op schemas is enough. ``envs/install.sh`` puts a ``.pth``
-hook into the venv that calls :func:`install` at interpreter start-up: nothing is imported until some
+``FrozenBatchNorm2d``, so declaring the two op schemas is enough.
+``envs/install.sh`` puts a ``.pth`` hook into the venv that calls :func:`install` at start-up:
+nothing is imported until some
 code imports torchvision, and nothing is declared where torchvision's own extension loads.
 """
 
@@ -51,6 +52,8 @@ class _TorchvisionFinder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Arm the hook once per interpreter; a no-op if torchvision is already imported."""
-    if "torchvision" in sys.modules or any(isinstance(f, _TorchvisionFinder) for f in sys.meta_path):
+    if "torchvision" in sys.modules or any(
+        isinstance(f, _TorchvisionFinder) for f in sys.meta_path
+    ):
         return
     sys.meta_path.insert(0, _TorchvisionFinder())

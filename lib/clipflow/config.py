@@ -13,15 +13,12 @@ class ConfigError(ValueError):
     """A config value that does not fit ``config/schema.yaml``; the message names the key."""
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
-
-
 def describe(error: jsonschema.ValidationError) -> str:
+    path = [str(part) for part in error.absolute_path]
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"config key {'.'.join([_key_path(error), *extra]).lstrip('<top level>.')}: unknown key"
-    return f"config key {_key_path(error)}: {error.message}"
+        return f"config key {'.'.join(path + extra[:1])}: unknown key"
+    return f"config key {'.'.join(path) or '<top level>'}: {error.message}"
 
 
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:

@@ -36,7 +36,7 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Pat
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
-    """Atomically write ``path`` with ``writer(tmp_path)`` (e.g. ``df.to_parquet``, ``fig.savefig``)."""
+    """Atomically write ``path`` with ``writer(tmp_path)`` (``df.to_parquet``, ``fig.savefig``)."""
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)

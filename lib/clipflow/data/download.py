@@ -1,4 +1,4 @@
-"""Download a url list into webdataset shards with img2dataset, and summarise what failed and why."""
+"""Download a url list into webdataset shards with img2dataset; summarise what failed and why."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def write_url_list(captions: list[str], urls: list[str], path: str | Path) -> Pa
     return write_with(path, lambda tmp: frame.to_csv(tmp, sep="\t", index=False))
 
 
-def run_img2dataset(url_list: str | Path, output_folder: str | Path, options: DownloadOptions) -> None:
+def run_img2dataset(
+    url_list: str | Path, output_folder: str | Path, options: DownloadOptions
+) -> None:
     from img2dataset import download
 
     download(
@@ -74,8 +76,15 @@ def download_stats(output_folder: str | Path) -> dict:
     shard_tables = sorted(glob.glob(str(output_folder / "*.parquet")))
     if not shard_tables:
         raise FileNotFoundError(f"{output_folder}: no img2dataset shard parquet files")
-    rows = pd.concat([pd.read_parquet(p, columns=["url", "caption", "status", "error_message"])
-                      .assign(shard=Path(p).stem) for p in shard_tables], ignore_index=True)
+    rows = pd.concat(
+        [
+            pd.read_parquet(p, columns=["url", "caption", "status", "error_message"]).assign(
+                shard=Path(p).stem
+            )
+            for p in shard_tables
+        ],
+        ignore_index=True,
+    )
     failed = rows[rows["status"] != "success"]
     reasons = Counter(str(e) for e in failed["error_message"])
     return {

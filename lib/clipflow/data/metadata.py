@@ -17,7 +17,7 @@ METADATA_COLUMNS = ["index", "key", "url", "caption", "shard", "status"]
 
 
 def read_shard_samples(tar_path: str | Path) -> list[dict]:
-    """The samples of one img2dataset webdataset tar, from its ``key.json`` members, in tar order."""
+    """The samples of one img2dataset webdataset tar, from its ``key.json`` members."""
     samples = []
     with tarfile.open(tar_path) as tar:
         for member in tar:
@@ -27,17 +27,19 @@ def read_shard_samples(tar_path: str | Path) -> list[dict]:
             if handle is None:
                 continue
             info = json.load(handle)
-            samples.append({
-                "key": str(info.get("key", Path(member.name).stem)),
-                "url": info.get("url") or "",
-                "caption": info.get("caption") or "",
-                "status": info.get("status", "success"),
-            })
+            samples.append(
+                {
+                    "key": str(info.get("key", Path(member.name).stem)),
+                    "url": info.get("url") or "",
+                    "caption": info.get("caption") or "",
+                    "status": info.get("status", "success"),
+                }
+            )
     return samples
 
 
 def build_metadata(shards_dir: str | Path) -> pd.DataFrame:
-    """Scan ``*.tar`` in name order and index the successful pairs; duplicates keep the first url."""
+    """Scan ``*.tar`` in name order, index the successful pairs; a repeated url keeps the first."""
     shards = sorted(Path(shards_dir).glob("*.tar"))
     if not shards:
         raise FileNotFoundError(f"{shards_dir}: no webdataset shards (*.tar)")
@@ -53,7 +55,7 @@ def build_metadata(shards_dir: str | Path) -> pd.DataFrame:
 
 
 def url_index(metadata: pd.DataFrame) -> dict[str, int]:
-    return {url: int(i) for url, i in zip(metadata["url"], metadata["index"])}
+    return {url: int(i) for url, i in zip(metadata["url"], metadata["index"], strict=True)}
 
 
 def read_metadata(path: str | Path) -> pd.DataFrame:

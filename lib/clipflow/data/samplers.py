@@ -30,7 +30,7 @@ class RandomBatches:
     ) -> None:
         if num_samples < batch_size * world_size:
             raise ValueError(
-                f"{num_samples} samples cannot fill one batch of {batch_size} on {world_size} rank(s)"
+                f"{num_samples} samples cannot fill a batch of {batch_size} on {world_size} rank(s)"
             )
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
         self.rank, self.world_size = rank, world_size
@@ -45,5 +45,7 @@ class RandomBatches:
         return steps[:, self.rank].tolist()
 
 
-def build_sampler(name: str, num_samples: int, batch_size: int, seed: int, **params) -> BatchSampler:
+def build_sampler(
+    name: str, num_samples: int, batch_size: int, seed: int, **params
+) -> BatchSampler:
     return SAMPLERS.get(name)(num_samples=num_samples, batch_size=batch_size, seed=seed, **params)

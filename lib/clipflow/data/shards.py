@@ -27,7 +27,9 @@ class ShardImages:
         for shard in sorted(set(shards)):
             with tarfile.open(self.shards_dir / shard) as tar:
                 for member in tar:
-                    stem, suffix = member.name.rsplit(".", 1) if "." in member.name else (member.name, "")
+                    stem, suffix = (
+                        member.name.rsplit(".", 1) if "." in member.name else (member.name, "")
+                    )
                     if f".{suffix.lower()}" in IMAGE_SUFFIXES:
                         self._offsets[(shard, stem)] = (member.offset_data, member.size)
 
@@ -47,7 +49,9 @@ class ShardImages:
 class PairsDataset(torch.utils.data.Dataset):
     """Map-style (image, tokens, index) over a metadata table; ``index`` is the url index."""
 
-    def __init__(self, metadata: pd.DataFrame, shards_dir: str | Path, transform, tokenizer) -> None:
+    def __init__(
+        self, metadata: pd.DataFrame, shards_dir: str | Path, transform, tokenizer
+    ) -> None:
         self.metadata = metadata.reset_index(drop=True)
         self.images = ShardImages(shards_dir, list(self.metadata["shard"]))
         self.transform = transform

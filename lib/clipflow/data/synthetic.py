@@ -41,7 +41,9 @@ def random_scene(rng: random.Random, **fixed: str) -> Scene:
     return Scene(subject, rng.choice(list(RELATIONS)), obj)
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, spec: ShapeSpec, cx: float, cy: float, size: int) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, spec: ShapeSpec, cx: float, cy: float, size: int
+) -> None:
     radius = SIZES[spec.size] * size / 2
     box = (cx - radius, cy - radius, cx + radius, cy + radius)
     colour = COLOURS[spec.colour]
@@ -50,7 +52,9 @@ def _draw_shape(draw: ImageDraw.ImageDraw, spec: ShapeSpec, cx: float, cy: float
     elif spec.shape == "square":
         draw.rectangle(box, fill=colour)
     else:
-        draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour)
+        draw.polygon(
+            [(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour
+        )
 
 
 def render_scene(scene: Scene, rng: random.Random, size: int = 64) -> Image.Image:
@@ -66,7 +70,7 @@ def render_scene(scene: Scene, rng: random.Random, size: int = 64) -> Image.Imag
         "below": (far, near),
     }[scene.relation]
     horizontal = scene.relation in ("to the left of", "to the right of")
-    for spec, position in zip((scene.subject, scene.obj), along):
+    for spec, position in zip((scene.subject, scene.obj), along, strict=True):
         main = position + rng.uniform(-jitter, jitter)
         cross = size / 2 + rng.uniform(-2 * jitter, 2 * jitter)
         cx, cy = (main, cross) if horizontal else (cross, main)
@@ -86,7 +90,7 @@ def make_training_set(
     num_broken_urls: int = 3,
     num_corrupt_images: int = 1,
 ) -> pd.DataFrame:
-    """Write ``images/*.png`` and ``manifest.tsv`` (caption, path relative to ``out_dir``, expected).
+    """Write ``images/*.png`` and ``manifest.tsv`` (caption, path under ``out_dir``, expected).
 
     ``expected`` is ``ok``, ``missing`` (the file is never written: an HTTP 404) or ``corrupt``
     (bytes that no image decoder accepts); the broken rows are spread through the manifest.
@@ -100,8 +104,13 @@ def make_training_set(
         _save_png(render_scene(scene, rng, image_size), out_dir / path)
         rows.append({"caption": scene.caption(), "path": path, "expected": "ok"})
     for i in range(num_broken_urls):
-        rows.append({"caption": random_scene(rng).caption(), "path": f"images/missing_{i}.png",
-                     "expected": "missing"})
+        rows.append(
+            {
+                "caption": random_scene(rng).caption(),
+                "path": f"images/missing_{i}.png",
+                "expected": "missing",
+            }
+        )
     for i in range(num_corrupt_images):
         path = f"images/corrupt_{i}.png"
         write_text(out_dir / path, "this is not an image\n" * 8)
@@ -124,6 +133,7 @@ def _write_imagefolder(
     rng: random.Random,
     image_size: int,
 ) -> None:
+    classes = sorted(classes)  # classnames.txt lists classes in folder (sorted) order
     for name in classes:
         for i in range(per_class):
             _save_png(render_scene(scene_for(name), rng, image_size), root / name / f"{i:04d}.png")
@@ -138,20 +148,28 @@ def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size:
       class attribute, with ``classnames.txt`` and ``templates.txt``;
     - ``retrieval``: Karpathy ``dataset_synthetic.json`` (split ``test``), two captions per image
       (the scene and its converse);
-    - ``compositional``: SugarCrepe-format ``replace_att``/``swap_att``/``replace_rel``/``swap_obj``.
+    - ``compositional``: SugarCrepe ``replace_att``/``swap_att``/``replace_rel``/``swap_obj``.
     """
     out_dir = Path(out_dir)
     rng = random.Random(seed)
     per_class = max(2, num_images // len(COLOURS))
     _write_imagefolder(
-        out_dir / "shapes_zeroshot", list(SHAPES),
+        out_dir / "shapes_zeroshot",
+        list(SHAPES),
         ["a {}", "a small {}", "a large {}", "a red {}", "a blue {}", "a green {}"],
-        per_class, lambda shape: random_scene(rng, shape=shape), rng, image_size,
+        per_class,
+        lambda shape: random_scene(rng, shape=shape),
+        rng,
+        image_size,
     )
     _write_imagefolder(
-        out_dir / "colours_zeroshot", list(COLOURS),
+        out_dir / "colours_zeroshot",
+        list(COLOURS),
         ["a {} circle", "a {} square", "a {} triangle", "a small {} shape", "a large {} shape"],
-        per_class, lambda colour: random_scene(rng, colour=colour), rng, image_size,
+        per_class,
+        lambda colour: random_scene(rng, colour=colour),
+        rng,
+        image_size,
     )
     images, sugarcrepe = [], {k: {} for k in ("replace_att", "swap_att", "replace_rel", "swap_obj")}
     for i in range(num_images):
@@ -159,17 +177,25 @@ def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size:
         filename = f"{i:06d}.png"
         _save_png(render_scene(scene, rng, image_size), out_dir / "retrieval" / "images" / filename)
         converse = Scene(scene.obj, RELATIONS[scene.relation], scene.subject)
-        images.append({
-            "filepath": "images", "filename": filename, "split": "test", "imgid": i,
-            "sentences": [{"raw": scene.caption()}, {"raw": converse.caption()}],
-        })
+        images.append(
+            {
+                "filepath": "images",
+                "filename": filename,
+                "split": "test",
+                "imgid": i,
+                "sentences": [{"raw": scene.caption()}, {"raw": converse.caption()}],
+            }
+        )
         for subset, negative in _sugarcrepe_negatives(scene, rng).items():
             if negative is not None:
                 sugarcrepe[subset][str(len(sugarcrepe[subset]))] = {
-                    "filename": filename, "caption": scene.caption(), "negative_caption": negative,
+                    "filename": filename,
+                    "caption": scene.caption(),
+                    "negative_caption": negative,
                 }
-    write_json(out_dir / "retrieval" / "dataset_synthetic.json",
-               {"images": images, "dataset": "synthetic"})
+    write_json(
+        out_dir / "retrieval" / "dataset_synthetic.json", {"images": images, "dataset": "synthetic"}
+    )
     compositional = out_dir / "compositional"
     for subset, records in sugarcrepe.items():
         write_json(compositional / f"{subset}.json", records, indent=4)
@@ -178,18 +204,34 @@ def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size:
         target = compositional / "images" / entry["filename"]
         if not target.exists():
             target.hardlink_to(out_dir / "retrieval" / "images" / entry["filename"])
-    return {name: str(out_dir / name) for name in
-            ("shapes_zeroshot", "colours_zeroshot", "retrieval", "compositional")}
+    return {
+        name: str(out_dir / name)
+        for name in ("shapes_zeroshot", "colours_zeroshot", "retrieval", "compositional")
+    }
 
 
 def _sugarcrepe_negatives(scene: Scene, rng: random.Random) -> dict[str, str | None]:
     s, o = scene.subject, scene.obj
     other_colours = [c for c in COLOURS if c not in (s.colour, o.colour)]
     replace_att = Scene(ShapeSpec(s.size, rng.choice(other_colours), s.shape), scene.relation, o)
-    swap_att = (Scene(ShapeSpec(s.size, o.colour, s.shape), scene.relation,
-                      ShapeSpec(o.size, s.colour, o.shape)) if s.colour != o.colour else None)
-    swap_obj = (Scene(ShapeSpec(s.size, s.colour, o.shape), scene.relation,
-                      ShapeSpec(o.size, o.colour, s.shape)) if s.shape != o.shape else None)
+    swap_att = (
+        Scene(
+            ShapeSpec(s.size, o.colour, s.shape),
+            scene.relation,
+            ShapeSpec(o.size, s.colour, o.shape),
+        )
+        if s.colour != o.colour
+        else None
+    )
+    swap_obj = (
+        Scene(
+            ShapeSpec(s.size, s.colour, o.shape),
+            scene.relation,
+            ShapeSpec(o.size, o.colour, s.shape),
+        )
+        if s.shape != o.shape
+        else None
+    )
     replace_rel = Scene(s, RELATIONS[scene.relation], o)
     return {
         "replace_att": replace_att.caption(),
@@ -205,4 +247,3 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
     return frame
-

@@ -2,7 +2,8 @@
 
 A caption reads ``"a {size} {colour} {shape} {relation} a {size} {colour} {shape}"``, e.g.
 ``"a small red circle to the left of a large blue square"``. Generators of hard negatives for these
-captions (swap attributes, swap objects, replace the relation) parse them with :func:`parse_caption`.
+captions (swap attributes, swap objects, replace the relation)
+parse them with :func:`parse_caption`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class Scene:
 
 
 _ALT = "|".join
-_SHAPE_RE = rf"(?P<{{p}}size>{_ALT(SIZES)}) (?P<{{p}}colour>{_ALT(COLOURS)}) (?P<{{p}}shape>{_ALT(SHAPES)})"
+_SHAPE_RE = (
+    rf"(?P<{{p}}size>{_ALT(SIZES)}) (?P<{{p}}colour>{_ALT(COLOURS)}) (?P<{{p}}shape>{_ALT(SHAPES)})"
+)
 _CAPTION_RE = re.compile(
     rf"^a {_SHAPE_RE.format(p='s_')} (?P<relation>{_ALT(map(re.escape, RELATIONS))}) "
     rf"a {_SHAPE_RE.format(p='o_')}$"

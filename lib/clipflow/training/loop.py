@@ -51,20 +51,30 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[
             continue
         exempt = param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
         (no_decay if exempt or "logit_scale" in name else decay).append(param)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+    return [
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay},
+    ]
 
 
 def _model_checkpoint(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> dict[str, Any]:
-    """open_clip's format (``state_dict``), so ``create_model_and_transforms(pretrained=...)`` loads it."""
-    return {"state_dict": model.state_dict(), "model_name": cfg.model, "epoch": epoch,
-            "loss": cfg.loss}
+    """open_clip's format: ``create_model_and_transforms(pretrained=path)`` loads it."""
+    return {
+        "state_dict": model.state_dict(),
+        "model_name": cfg.model,
+        "epoch": epoch,
+        "loss": cfg.loss,
+    }
 
 
 def _write_logs(rows: list[dict[str, Any]], outputs: TrainOutputs) -> None:
     frame = pd.DataFrame(rows)
-    write_with(outputs.log_csv, lambda tmp: frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL))
-    write_with(outputs.log_jsonl,
-               lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    write_with(
+        outputs.log_csv, lambda tmp: frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
+    )
+    write_with(
+        outputs.log_jsonl, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    )
 
 
 def train(
@@ -74,26 +84,29 @@ def train(
     checkpoint_dir: str | Path,
     outputs: TrainOutputs,
 ) -> dict[str, Any]:
-    """Train ``cfg`` on the pairs of ``metadata``; resume from ``checkpoint_dir`` when it holds one."""
+    """Train ``cfg`` on the pairs of ``metadata``, resuming from ``checkpoint_dir`` if possible."""
     torch.set_num_threads(cfg.threads)
     checkpoint_dir = Path(checkpoint_dir)
     device = torch.device(cfg.device)
     bundle = create_model(cfg.model, cfg.pretrained, device=device, seed=cfg.seed)
     model = bundle.model
-    # Written before any step: the random (or pretrained) starting point every benchmark compares to.
+    # Written before any step: the starting point (random or pretrained) benchmarks compare to.
     save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
 
     loss_params = dict(cfg.loss_params)
     loss_fn = build_loss(cfg.loss, **loss_params).to(device)
     dataset = PairsDataset(metadata, shards_dir, bundle.preprocess_train, bundle.tokenizer)
-    sampler = build_sampler(cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params)
+    sampler = build_sampler(
+        cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params
+    )
     steps_per_epoch = len(sampler.batches(0))
     total_steps = steps_per_epoch * cfg.epochs
 
     parameters = _parameter_groups(model, cfg.weight_decay)
     if len(loss_fn.heads):
-        parameters.append({"params": list(loss_fn.heads.parameters()),
-                           "weight_decay": cfg.weight_decay})
+        parameters.append(
+            {"params": list(loss_fn.heads.parameters()), "weight_decay": cfg.weight_decay}
+        )
     optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total_steps)
 
@@ -114,31 +127,49 @@ def train(
         random.seed(cfg.seed)
 
     def save_state(at_epoch: int, at_step: int) -> None:
-        save_checkpoint({
-            "model": model.state_dict(), "loss": loss_fn.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "epoch": at_epoch, "step_in_epoch": at_step, "log": rows,
-            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
-            "config": json.loads(json.dumps(asdict(cfg))),
-        }, latest)
+        save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": at_epoch,
+                "step_in_epoch": at_step,
+                "log": rows,
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+                "config": json.loads(json.dumps(asdict(cfg))),
+            },
+            latest,
+        )
 
     model.train()
     while epoch < cfg.epochs:
         batches = sampler.batches(epoch)[step_in_epoch:]
         loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batches, num_workers=cfg.num_workers,
+            dataset,
+            batch_sampler=batches,
+            num_workers=cfg.num_workers,
             persistent_workers=False,
         )
-        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", initial=step_in_epoch,
-                        total=steps_per_epoch, mininterval=5.0)
+        progress = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            initial=step_in_epoch,
+            total=steps_per_epoch,
+            mininterval=5.0,
+        )
         for batch in progress:
             started = time.perf_counter()
             images = batch["image"].to(device, non_blocking=True)
             texts = batch["text"].to(device, non_blocking=True)
             out = model(images, texts)
             image_features, text_features, logit_scale = out[0], out[1], out[2]
-            extras = {"ids": batch["index"].to(device)} if "ids" in (
-                loss_fn.required_extras + loss_fn.optional_extras) else {}
+            extras = (
+                {"ids": batch["index"].to(device)}
+                if "ids" in (loss_fn.required_extras + loss_fn.optional_extras)
+                else {}
+            )
             terms = loss_fn(image_features, text_features, logit_scale, **extras)
             total = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
@@ -150,11 +181,17 @@ def train(
                 model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
             step_in_epoch += 1
             elapsed = time.perf_counter() - started
-            rows.append({
-                "epoch": epoch + 1, "step": len(rows) + 1, "lr": scheduler.get_last_lr()[0],
-                "loss": float(total), **{k: float(v) for k, v in terms.items()},
-                "logit_scale": float(logit_scale), "samples_per_s": len(images) / elapsed,
-            })
+            rows.append(
+                {
+                    "epoch": epoch + 1,
+                    "step": len(rows) + 1,
+                    "lr": scheduler.get_last_lr()[0],
+                    "loss": float(total),
+                    **{k: float(v) for k, v in terms.items()},
+                    "logit_scale": float(logit_scale),
+                    "samples_per_s": len(images) / elapsed,
+                }
+            )
             progress.set_postfix(loss=f"{float(total):.3f}", refresh=False)
             if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
                 save_state(epoch, step_in_epoch)

@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up then cosine decay to zero (open_clip_train's ``cosine``)."""
+"""Learning-rate schedule: linear warm-up, then cosine decay to zero (open_clip_train's cosine)."""
 
 from __future__ import annotations
 

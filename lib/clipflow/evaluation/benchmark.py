@@ -1,0 +1,104 @@
+"""The benchmark registry, the data-error type and helpers every benchmark reader shares.
+
+A benchmark is a function ``run(encoder, root, **options) -> {metric: value}`` plus the
+CLIP_benchmark task name its result JSON carries. Options are keyword parameters of ``run``
+with defaults, so the set of valid options is read off its signature; aliases (Flickr next to
+COCO) are ``functools.partial`` of the same function with other defaults.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clipflow.registry import Registry
+
+
+class BenchmarkDataError(ValueError):
+    """Benchmark data on disk is missing or malformed; the message names the file and field."""
+
+    def __init__(self, path: str | Path, field: str, problem: str) -> None:
+        super().__init__(f"{path}: {field}: {problem}")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A registered benchmark: its CLIP_benchmark task name and the function that scores it."""
+
+    task: str
+    run: Callable[..., dict[str, float]]
+
+    def option_names(self) -> list[str]:
+        """Options ``run`` accepts beyond ``(encoder, root)``."""
+        parameters = list(inspect.signature(self.run).parameters.values())[2:]
+        return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The benchmark registered as ``name``; unknown names fail listing the known ones."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS.names())}")
+    return BENCHMARKS.get(name)
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """Turn ``key=value`` strings (from a command line) into options.
+
+    A value that parses as JSON becomes that (``amp=true``, ``recall_k=[1,5]``); anything else
+    stays a string (``split=test``). List options also accept comma-separated strings.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {pair!r} is not of the form key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def as_list(value: Sequence[Any] | str) -> list[Any]:
+    """A list option given either as a sequence or as a comma-separated string."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return list(value)
+
+
+def read_json(path: Path) -> Any:
+    """Load a JSON annotation file; a missing or unparsable one fails naming the file."""
+    if not path.is_file():
+        raise BenchmarkDataError(path, "file", "not found")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise BenchmarkDataError(
+            path, f"line {error.lineno}", f"invalid JSON ({error.msg})"
+        ) from None
+
+
+def require_str(record: Any, key: str, path: Path, where: str) -> str:
+    """``record[key]`` when it is a non-empty string, else an error naming ``where.key``."""
+    if not isinstance(record, dict):
+        raise BenchmarkDataError(path, where, f"expected an object, got {type(record).__name__}")
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        problem = "missing" if key not in record else f"expected a non-empty string, got {value!r}"
+        raise BenchmarkDataError(path, f"{where}.{key}", problem)
+    return value
+
+
+def check_images(images: Sequence[Path], fields: Sequence[str], source: Path) -> None:
+    """Fail before any encoding when an image a record points to does not exist."""
+    for image, field in zip(images, fields, strict=True):
+        if not image.is_file():
+            raise BenchmarkDataError(source, field, f"image file not found: {image}")

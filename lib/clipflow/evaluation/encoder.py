@@ -1,0 +1,139 @@
+"""Batched, L2-normalised image and text embeddings, with an optional on-disk cache.
+
+Every benchmark reduces to "embed these images, embed these texts, compare": this class owns
+the batching, devices, autocast and normalisation once, so the benchmarks stay pure functions
+of embeddings and their metrics can be tested with a stand-in model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from clipflow.evaluation.benchmark import BenchmarkDataError
+from clipflow.io import write_with
+
+
+class _ImageFiles(Dataset):
+    """Image files through the model's eval transform, read as RGB."""
+
+    def __init__(self, paths: Sequence[Path], preprocess: Callable[[Image.Image], Any]) -> None:
+        self.paths = list(paths)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Any:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                return self.preprocess(image.convert("RGB"))
+        except OSError as error:
+            raise BenchmarkDataError(path, "image", f"cannot be read ({error})") from None
+
+
+class Encoder:
+    """Embeds images and texts with a CLIP-like model (``encode_image`` / ``encode_text``).
+
+    Outputs are float32 CPU tensors, one L2-normalised row per input, in input order; the
+    model is moved to ``device`` and put in eval mode.
+    ``amp`` turns on autocast (what CLIP_benchmark does by default; off here so CPU results
+    are full precision). With ``cache_dir``, each embedding matrix is stored as ``.npy`` under
+    a key hashing the model weights, the transform, ``amp`` and the inputs, so re-running a
+    benchmark on the same checkpoint skips the forward passes and a changed checkpoint never
+    reads stale embeddings.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocess: Callable[[Image.Image], Any],
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        *,
+        batch_size: int = 64,
+        device: str | torch.device = "cpu",
+        amp: bool = False,
+        num_workers: int = 0,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.model = model.to(device).eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.amp = amp
+        self.num_workers = num_workers
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._model_digest: str | None = None
+
+    def encode_images(self, paths: Sequence[Path]) -> torch.Tensor:
+        """Embed the image files at ``paths``."""
+        keys = [str(Path(path).resolve()) for path in paths]
+        return self._cached("images", keys, lambda: self._run_images(paths))
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Embed ``texts``."""
+        return self._cached("texts", list(texts), lambda: self._run_texts(texts))
+
+    def _run_images(self, paths: Sequence[Path]) -> torch.Tensor:
+        loader = DataLoader(
+            _ImageFiles(paths, self.preprocess),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+        )
+        return self._embed(self.model.encode_image, loader)
+
+    def _run_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        batches = (
+            self.tokenizer(list(texts[start : start + self.batch_size]))
+            for start in range(0, len(texts), self.batch_size)
+        )
+        return self._embed(self.model.encode_text, batches)
+
+    def _embed(self, encode: Callable[[torch.Tensor], torch.Tensor], batches: Any) -> torch.Tensor:
+        autocast = torch.autocast(self.device.type) if self.amp else nullcontext()
+        outputs = []
+        with torch.no_grad(), autocast:
+            for batch in batches:
+                features = encode(batch.to(self.device))
+                outputs.append(F.normalize(features.float(), dim=-1).cpu())
+        return torch.cat(outputs)
+
+    def _cached(
+        self, kind: str, inputs: list[str], compute: Callable[[], torch.Tensor]
+    ) -> torch.Tensor:
+        if self.cache_dir is None:
+            return compute()
+        key = hashlib.sha256(
+            json.dumps([kind, self._digest(), repr(self.preprocess), self.amp, inputs]).encode()
+        ).hexdigest()[:24]
+        path = self.cache_dir / f"{kind}-{key}.npy"
+        if path.is_file():
+            return torch.from_numpy(np.load(path))
+        embeddings = compute()
+        write_with(path, lambda tmp: np.save(tmp, embeddings.numpy()))
+        return embeddings
+
+    def _digest(self) -> str:
+        """Hash of the model's weights, computed once (what distinguishes two checkpoints)."""
+        if self._model_digest is None:
+            digest = hashlib.sha256()
+            for name, tensor in self.model.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+            self._model_digest = digest.hexdigest()
+        return self._model_digest

@@ -1,0 +1,107 @@
+"""The loss registry, ``build_loss`` and the base class every registered loss derives from."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from clipflow.registry import Registry
+
+
+class ClipflowLoss(nn.Module):
+    """Base class: validates extras, then delegates to :meth:`compute`.
+
+    Subclasses set ``required_extras`` / ``optional_extras`` (per instance where they depend
+    on the configuration), may put trainable modules in ``self.heads`` and may override
+    :meth:`on_train_step_end`. The trainer protocol is described in ``clipflow.losses``.
+    """
+
+    required_extras: tuple[str, ...] = ()
+    optional_extras: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Trainable modules owned by the loss; the trainer adds their parameters to the optimizer.
+        self.heads = nn.ModuleDict()
+
+    @property
+    def uses_target_model(self) -> bool:
+        """Whether the trainer must keep an EMA copy of the model for ``target_*`` extras."""
+        return any(name.startswith("target_") for name in self.required_extras)
+
+    def forward(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        **extras: Any,
+    ) -> dict[str, torch.Tensor]:
+        """Return the named loss terms; their sum is the training loss."""
+        self._check_extras(extras)
+        return self.compute(image_features, text_features, logit_scale, **extras)
+
+    def compute(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        **extras: Any,
+    ) -> dict[str, torch.Tensor]:
+        """The loss itself, called with extras already validated."""
+        raise NotImplementedError
+
+    def on_train_step_end(self) -> None:
+        """Hook the trainer calls after each optimizer step (EMA targets update here)."""
+
+    def _check_extras(self, extras: Mapping[str, Any]) -> None:
+        name = type(self).__name__
+        missing = [key for key in self.required_extras if key not in extras]
+        if missing:
+            raise ValueError(f"{name} needs extra(s) {missing}; got {sorted(extras)}")
+        allowed = set(self.required_extras) | set(self.optional_extras)
+        unexpected = sorted(set(extras) - allowed)
+        if unexpected:
+            raise ValueError(
+                f"{name} got unexpected extra(s) {unexpected}; it accepts {sorted(allowed)}"
+            )
+
+
+LOSSES: Registry[type[ClipflowLoss]] = Registry("loss")
+
+
+def build_loss(name: str, **params: Any) -> ClipflowLoss:
+    """Instantiate the loss registered as ``name``; unknown names or parameters fail loudly."""
+    cls = LOSSES.get(name)
+    signature = [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    accepted = [p.name for p in signature]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(f"loss {name!r} got unknown parameter(s) {unknown}; accepted: {accepted}")
+    missing = [p.name for p in signature if p.default is p.empty and p.name not in params]
+    if missing:
+        raise TypeError(f"loss {name!r} needs parameter(s) {missing}")
+    return cls(**params)
+
+
+def clip_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    logit_scale: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Symmetric InfoNCE over the given (already gathered) batch (algorithms.md §1)."""
+    logits_per_image = logit_scale * image_features @ text_features.T
+    labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
+    return 0.5 * (
+        F.cross_entropy(logits_per_image, labels, label_smoothing=label_smoothing)
+        + F.cross_entropy(logits_per_image.T, labels, label_smoothing=label_smoothing)
+    )

@@ -1,0 +1,133 @@
+"""clip-rocket's CL2L loss: CLIP on the clean pair plus CLIP between augmented views (§3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import product
+from typing import Literal
+
+import torch
+from torch.nn import functional as F
+
+from clipflow.losses.base import LOSSES, ClipflowLoss
+from clipflow.losses.distributed import gather_features, gather_tensor
+from clipflow.losses.heads import LogitScale, MLPHead
+
+VIEW_LOGIT_SCALE_INIT = 1 / 0.1  # clip-rocket's l2l_logit_scale for separate projectors
+
+
+@LOSSES.register("cl2l")
+class CL2LLoss(ClipflowLoss):
+    """CL2L (algorithms.md §3; clip-rocket ``CL2LLoss``).
+
+    Global term: CLIP on the clean pair, no label smoothing. View term: CLIP with label
+    smoothing between every augmented image view and every augmented text view (num_augs²
+    pairs, averaged). Per direction the two are mixed (global + num_augs·views)/(1 + num_augs),
+    the directions averaged, and ``loss_avg_or_sum="sum"`` doubles the result as the released
+    code does. So ``num_augs=0`` with ``"avg"`` is exactly CLIP (and 2·CLIP with ``"sum"``).
+
+    Extras (``num_augs > 0``): ``image_views`` and ``text_views``, lists of ``num_augs``
+    normalised ``[B, D]`` model embeddings of the augmented views. With ``separate_proj`` they
+    pass through the loss's own 3-layer MLP projectors (``embed_dim`` → ``hidden_dim`` →
+    ``embed_dim``) and are compared at their own learnable logit scale (init 1/0.1); otherwise
+    they are compared as given at the model's ``logit_scale``.
+    """
+
+    def __init__(
+        self,
+        num_augs: int = 2,
+        label_smoothing: float = 0.1,
+        loss_avg_or_sum: Literal["avg", "sum"] = "sum",
+        separate_proj: bool = True,
+        embed_dim: int | None = None,
+        hidden_dim: int = 4096,
+    ) -> None:
+        super().__init__()
+        if num_augs < 0:
+            raise ValueError(f"num_augs must be >= 0, got {num_augs}")
+        if loss_avg_or_sum not in ("avg", "sum"):
+            raise ValueError(f"loss_avg_or_sum must be 'avg' or 'sum', got {loss_avg_or_sum!r}")
+        self.num_augs = num_augs
+        self.label_smoothing = label_smoothing
+        self.scale_factor = 2.0 if loss_avg_or_sum == "sum" else 1.0
+        self.separate_proj = separate_proj and num_augs > 0
+        if num_augs > 0:
+            self.required_extras = ("image_views", "text_views")
+        if self.separate_proj:
+            if embed_dim is None:
+                raise ValueError("cl2l with separate_proj needs embed_dim (the model's output dim)")
+            for name in ("image_view_projector", "text_view_projector"):
+                self.heads[name] = MLPHead(embed_dim, hidden_dim, embed_dim, num_layers=3)
+            self.heads["view_logit_scale"] = LogitScale(VIEW_LOGIT_SCALE_INIT)
+
+    def compute(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        image_views: Sequence[torch.Tensor] = (),
+        text_views: Sequence[torch.Tensor] = (),
+    ) -> dict[str, torch.Tensor]:
+        image_features, text_features = gather_features(image_features, text_features)
+        image_views, text_views = self._gather_views(image_views, text_views, image_features)
+        return self._contrastive_terms(
+            image_features, text_features, logit_scale, image_views, text_views
+        )
+
+    def _gather_views(
+        self,
+        image_views: Sequence[torch.Tensor],
+        text_views: Sequence[torch.Tensor],
+        reference: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Check there are ``num_augs`` views per modality and gather them across ranks."""
+        gathered = []
+        for name, views in (("image_views", image_views), ("text_views", text_views)):
+            if len(views) != self.num_augs:
+                raise ValueError(
+                    f"{name} must hold num_augs={self.num_augs} tensors, got {len(views)}"
+                )
+            views = [gather_tensor(view) for view in views]
+            if any(view.shape != reference.shape for view in views):
+                raise ValueError(f"every {name} tensor must be [B, D] = {tuple(reference.shape)}")
+            gathered.append(views)
+        return gathered[0], gathered[1]
+
+    def _contrastive_terms(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        image_views: list[torch.Tensor],
+        text_views: list[torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """CL2L's global and view terms on the gathered batch; they sum to the CL2L loss."""
+        labels = torch.arange(image_features.shape[0], device=image_features.device)
+        logits = logit_scale * image_features @ text_features.T
+        global_loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        mix = self.scale_factor / (1 + self.num_augs)
+        terms = {"contrastive_loss": mix * global_loss}
+        if self.num_augs == 0:
+            return terms
+        if self.separate_proj:
+            image_views = [
+                F.normalize(self.heads["image_view_projector"](v), dim=-1) for v in image_views
+            ]
+            text_views = [
+                F.normalize(self.heads["text_view_projector"](v), dim=-1) for v in text_views
+            ]
+            view_scale = self.heads["view_logit_scale"]()
+        else:
+            view_scale = logit_scale
+        view_losses = []
+        for image_view, text_view in product(image_views, text_views):
+            view_logits = view_scale * image_view @ text_view.T
+            view_losses.append(
+                0.5
+                * (
+                    F.cross_entropy(view_logits, labels, label_smoothing=self.label_smoothing)
+                    + F.cross_entropy(view_logits.T, labels, label_smoothing=self.label_smoothing)
+                )
+            )
+        terms["view_contrastive_loss"] = mix * self.num_augs * torch.stack(view_losses).mean()
+        return terms

@@ -1,0 +1,290 @@
+"""The SogCLR family: global contrastive losses with per-sample state (algorithms.md §5).
+
+State is indexed by dataset id (extra ``ids``, LongTensor [B]) and kept in buffers sized by
+``num_samples``, so ``state_dict()`` saves and restores it with the checkpoint. Every rank
+gathers features *and* ids and applies the same update, so the state stays identical across
+ranks. The temperature is fixed (``tau_init``, per sample for iSogCLR): the model's
+``logit_scale`` is not used by these losses and receives no gradient from them.
+
+"First epoch" in the released code (s ← g) is generalised to "first visit of this id", tracked
+by the ``seen`` buffer, which is also correct after resuming and for samples that a hard-pair
+sampler repeats. In eval mode the losses neither read nor write the state (s = g, b from the
+batch), so validation batches leave training state untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+
+from clipflow.losses.base import LOSSES, ClipflowLoss
+from clipflow.losses.distributed import gather_features, gather_tensor
+
+
+def _floor(values: torch.Tensor) -> torch.Tensor:
+    """Floor at the dtype's smallest normal number: only guards an underflow to exactly 0.
+
+    The released code floors at 1e-14 or 1e-8, which biases the weights whenever every negative
+    is far below the positive (s ≈ e^{-40} is common at τ = 0.01); this only avoids 0/0.
+    """
+    return values.clamp(min=torch.finfo(values.dtype).tiny)
+
+
+class AnchorStats(NamedTuple):
+    """Per-anchor results of one modality's SogCLR estimator (rows = anchors)."""
+
+    loss: torch.Tensor  # [B], differentiable
+    s: torch.Tensor  # [B] moving average of g after this step
+    b: torch.Tensor  # [B] log-sum-exp shift after this step
+    weights: torch.Tensor  # [B, B] exp(d/τ − b)/s, detached, zero where masked
+    scaled_diffs: torch.Tensor  # [B, B] d/τ, detached
+
+
+@LOSSES.register("sogclr")
+class SogCLRLoss(ClipflowLoss):
+    """SogCLR (§5): moving-average estimator of the global contrastive objective τ·log g.
+
+    For image anchor i, d_ij = s_ij − s_ii; g_i = (1/(B−1)) Σ_{j≠i} exp(d_ij/τ − b_i);
+    s_I[i] ← (1−γ)·s_I[i]·exp(b_old − b_new) + γ·g_i (s_I[i] = g_i on first visit);
+    loss_i = (1/(B−1)) Σ_{j≠i} [exp(d_ij/τ − b_i)/s_I[i]]·d_ij (weight detached). The same for
+    text anchors over images; total = mean image loss + mean text loss.
+    """
+
+    required_extras = ("ids",)
+    #: InfoSogCLR puts the positive pair in the partition function (d_ii = 0 term).
+    include_positive = False
+
+    def __init__(self, num_samples: int, sogclr_gamma: float = 0.8, tau_init: float = 0.01) -> None:
+        super().__init__()
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be positive, got {num_samples}")
+        if not 0.0 < sogclr_gamma <= 1.0:
+            raise ValueError(f"sogclr_gamma must be in (0, 1], got {sogclr_gamma}")
+        if tau_init <= 0:
+            raise ValueError(f"tau_init must be positive, got {tau_init}")
+        self.num_samples = num_samples
+        self.gamma = sogclr_gamma
+        self.tau_init = tau_init
+        for name in ("s_I", "s_T", "b_I", "b_T"):
+            self.register_buffer(name, torch.zeros(num_samples))
+        self.register_buffer("seen", torch.zeros(num_samples, dtype=torch.bool))
+
+    def compute(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        ids: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        image_features, text_features = gather_features(image_features, text_features)
+        ids = gather_tensor(ids.to(self.seen.device, torch.long))
+        if ids.shape != image_features.shape[:1]:
+            raise ValueError(f"ids must be [B]={image_features.shape[0]}, got {tuple(ids.shape)}")
+        if ids.min() < 0 or ids.max() >= self.num_samples:
+            raise ValueError(
+                f"ids must lie in [0, num_samples={self.num_samples}); "
+                f"got min {int(ids.min())}, max {int(ids.max())}"
+            )
+        return self._terms(image_features, text_features, ids)
+
+    def _terms(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, ids: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The named terms on the gathered batch; subclasses add their own."""
+        # The estimator runs in the state's precision (float32) even under autocast.
+        sims = (image_features @ text_features.T).to(self.s_I.dtype)
+        seen = self.seen[ids] if self.training else torch.zeros_like(ids, dtype=torch.bool)
+        image = self._anchor_stats(sims, ids, "I", seen)
+        text = self._anchor_stats(sims.T, ids, "T", seen)
+        if self.training:
+            self.seen[ids] = True
+        return {"contrastive_loss": image.loss.mean() + text.loss.mean()}
+
+    def _temperature(self, modality: Literal["I", "T"], ids: torch.Tensor) -> torch.Tensor | float:
+        """τ for each anchor: fixed for SogCLR, per sample for iSogCLR."""
+        return self.tau_init
+
+    def _anchor_stats(
+        self,
+        sims: torch.Tensor,
+        ids: torch.Tensor,
+        modality: Literal["I", "T"],
+        seen: torch.Tensor,
+    ) -> AnchorStats:
+        """One modality's estimator; ``sims`` rows are its anchors (sims.T for text anchors)."""
+        batch = sims.shape[0]
+        diffs = sims - sims.diagonal()[:, None]  # d_ij = s_ij − s_ii
+        scaled = (diffs / self._temperature(modality, ids)).detach()
+        mask = torch.ones_like(scaled)
+        if not self.include_positive:
+            mask.fill_diagonal_(0.0)
+        count = batch if self.include_positive else batch - 1
+        s_state = getattr(self, f"s_{modality}")
+        b_state = getattr(self, f"b_{modality}")
+        if self.training:
+            b_old, s_old = b_state[ids], s_state[ids]
+        else:
+            b_old, s_old = torch.zeros_like(scaled[:, 0]), torch.zeros_like(scaled[:, 0])
+        # Overflow guard: b_i ← max(b_i, max_j d_ij/τ), old average rescaled by exp(b_old − b_new).
+        b_new = torch.maximum(b_old, scaled.max(dim=1).values)
+        exp_diffs = torch.exp(scaled - b_new[:, None]) * mask
+        g = exp_diffs.sum(dim=1) / count
+        s_new = torch.where(
+            seen, (1.0 - self.gamma) * s_old * torch.exp(b_old - b_new) + self.gamma * g, g
+        )
+        if self.training:
+            s_state[ids] = s_new
+            b_state[ids] = b_new
+        weights = exp_diffs / _floor(s_new)[:, None]
+        loss = (weights * diffs).sum(dim=1) / count
+        return AnchorStats(loss, s_new, b_new, weights, scaled)
+
+
+@LOSSES.register("isogclr")
+class ISogCLRLoss(SogCLRLoss):
+    """iSogCLR (§5; ``isogclr_new`` / official ``sogclr_dro``): SogCLR with per-sample τ by DRO.
+
+    After each training step, for every anchor: grad_i = log s_i + b_i + ρ − Σ_j w_ij·d_ij/τ_i
+    (s_i the mean over j, so w_ij = exp(d_ij/τ_i − b_i)/s_i averaged over j — the exact
+    derivative of τ·(log mean_j exp(d_ij/τ) + ρ) in τ); u_i ← (1−β)·u_i + β·clip(grad_i, ±5);
+    τ_i ← clamp(τ_i − η·u_i, τ_min, τ_max). No autograd through τ.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        sogclr_gamma: float = 0.8,
+        tau_init: float = 0.01,
+        rho_init: float = 6.0,
+        eta_init: float = 0.03,
+        beta_u: float = 0.5,
+        tau_min: float = 0.005,
+        tau_max: float = 0.05,
+        grad_clip: float = 5.0,
+    ) -> None:
+        super().__init__(num_samples, sogclr_gamma, tau_init)
+        if not tau_min <= tau_init <= tau_max:
+            raise ValueError(f"tau_init {tau_init} must lie in [tau_min, tau_max]")
+        self.rho = rho_init
+        self.eta = eta_init
+        self.beta_u = beta_u
+        self.tau_min, self.tau_max = tau_min, tau_max
+        self.grad_clip = grad_clip
+        for modality in ("I", "T"):
+            self.register_buffer(f"tau_{modality}", torch.full((num_samples,), tau_init))
+            self.register_buffer(f"u_{modality}", torch.zeros(num_samples))
+
+    def _temperature(self, modality: Literal["I", "T"], ids: torch.Tensor) -> torch.Tensor:
+        return getattr(self, f"tau_{modality}")[ids][:, None]
+
+    def _anchor_stats(
+        self,
+        sims: torch.Tensor,
+        ids: torch.Tensor,
+        modality: Literal["I", "T"],
+        seen: torch.Tensor,
+    ) -> AnchorStats:
+        stats = super()._anchor_stats(sims, ids, modality, seen)
+        if self.training:
+            tau_state = getattr(self, f"tau_{modality}")
+            u_state = getattr(self, f"u_{modality}")
+            count = sims.shape[0] - 1
+            grad = (
+                torch.log(_floor(stats.s))
+                + stats.b
+                + self.rho
+                - (stats.weights * stats.scaled_diffs).sum(dim=1) / count
+            )
+            u_new = (1.0 - self.beta_u) * u_state[ids] + self.beta_u * grad.clamp(
+                -self.grad_clip, self.grad_clip
+            )
+            u_state[ids] = u_new
+            tau_state[ids] = (tau_state[ids] - self.eta * u_new).clamp(self.tau_min, self.tau_max)
+        return stats
+
+
+@LOSSES.register("infosogclr")
+class InfoSogCLRLoss(SogCLRLoss):
+    """InfoSogCLR (§5, ``sogclr_mine``): this project's definition, as no public code exists.
+
+    The SogCLR estimator applied to the InfoNCE objective: the positive pair is part of the
+    partition function (g_i = (1/B) Σ_j exp(d_ij/τ − b_i), j = i included with d_ii = 0),
+    moving averages as in SogCLR. With γ = 1 its gradient is 2τ times the mini-batch CLIP
+    loss gradient at logit scale 1/τ.
+    """
+
+    include_positive = True
+
+
+def vicreg_spread(features: torch.Tensor) -> torch.Tensor:
+    """VICReg variance hinge mean(relu(1 − std)) + off-diagonal covariance² / D (seed 003 [4])."""
+    batch, dim = features.shape
+    centred = features - features.mean(dim=0)
+    std = torch.sqrt(centred.var(dim=0) + 1e-4)
+    covariance = centred.T @ centred / (batch - 1)
+    off_diagonal = covariance - torch.diag(covariance.diagonal())
+    return torch.relu(1.0 - std).mean() + off_diagonal.pow(2).sum() / dim
+
+
+def published_spread(features: torch.Tensor) -> torch.Tensor:
+    """The released HybridSogCLR term: mean per-dimension variance of the centred embeddings."""
+    return (features - features.mean(dim=0)).var(dim=0).mean()
+
+
+def difficulty_term(
+    image_features: torch.Tensor, text_features: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """−mean_ij(a_i·b_j·S_ij/τ); a, b = batch softmax of distances to the batch mean (no grad)."""
+    with torch.no_grad():
+        a = torch.softmax((image_features - image_features.mean(dim=0)).norm(dim=1), dim=0)
+        b = torch.softmax((text_features - text_features.mean(dim=0)).norm(dim=1), dim=0)
+    sims = image_features @ text_features.T
+    return -(a[:, None] * b[None, :] * sims / tau).mean()
+
+
+SPREAD_TERMS = {"vicreg": vicreg_spread, "published": published_spread}
+
+
+@LOSSES.register("hybridsogclr")
+class HybridSogCLRLoss(SogCLRLoss):
+    """HybridSogCLR (§5, ``hybrid``): SogCLR + weighted feature-spread and difficulty terms.
+
+    ``spread_term="vicreg"`` (default) penalises collapse with VICReg's variance hinge and
+    covariance penalty; ``"published"`` reproduces the released term (mean per-dimension variance
+    *added* to the loss, which rewards collapse). Either is averaged over the two modalities.
+    With both weights 0 it equals SogCLR exactly.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        sogclr_gamma: float = 0.8,
+        tau_init: float = 0.01,
+        covariance_weight: float = 0.1,
+        difficulty_weight: float = 0.1,
+        spread_term: Literal["vicreg", "published"] = "vicreg",
+    ) -> None:
+        super().__init__(num_samples, sogclr_gamma, tau_init)
+        if spread_term not in SPREAD_TERMS:
+            raise ValueError(
+                f"spread_term must be one of {sorted(SPREAD_TERMS)}, got {spread_term!r}"
+            )
+        self.covariance_weight = covariance_weight
+        self.difficulty_weight = difficulty_weight
+        self.spread_term = spread_term
+
+    def _terms(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, ids: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        terms = super()._terms(image_features, text_features, ids)
+        if self.covariance_weight:
+            spread = SPREAD_TERMS[self.spread_term]
+            terms["spread_loss"] = (
+                self.covariance_weight * 0.5 * (spread(image_features) + spread(text_features))
+            )
+        if self.difficulty_weight:
+            terms["difficulty_loss"] = self.difficulty_weight * difficulty_term(
+                image_features, text_features, self.tau_init
+            )
+        return terms

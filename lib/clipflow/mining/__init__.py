@@ -1,0 +1,45 @@
+"""Mining: HELIP hard pairs (algorithms.md §2) from frozen image and text embeddings.
+
+``embed`` turns (image, caption) pairs into normalised embeddings, ``search`` ranks pairs by
+HELIP's product score with an exact or approximate faiss strategy (:data:`MINING_INDEXES`),
+``helip`` writes and reads HELIP's file formats, ``report`` measures recall and score spread.
+"""
+
+from clipflow.mining.embed import (
+    embed_pairs,
+    iter_shard_samples,
+    load_embeddings,
+    read_pairs,
+    save_embeddings,
+)
+from clipflow.mining.helip import (
+    read_hard_sample_csv,
+    read_hard_sample_dict,
+    write_helip_outputs,
+)
+from clipflow.mining.report import mining_report, plot_score_histogram
+from clipflow.mining.search import (
+    MINING_INDEXES,
+    hard_pair_scores,
+    mine_hard_pairs,
+    pair_scores,
+    recall_at_k,
+)
+
+__all__ = [
+    "MINING_INDEXES",
+    "embed_pairs",
+    "hard_pair_scores",
+    "iter_shard_samples",
+    "load_embeddings",
+    "mine_hard_pairs",
+    "mining_report",
+    "pair_scores",
+    "plot_score_histogram",
+    "read_hard_sample_csv",
+    "read_hard_sample_dict",
+    "read_pairs",
+    "recall_at_k",
+    "save_embeddings",
+    "write_helip_outputs",
+]

@@ -1,0 +1,100 @@
+"""workflow_scripts/evaluate.py: checkpoint in, CLIP_benchmark-style JSON out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from evaluation_fixtures import write_json, write_noise_image
+
+from clipflow.evaluation import evaluate
+from clipflow.models import create_model, save_checkpoint
+
+SCRIPT = Path(__file__).parents[2] / "workflow_scripts" / "evaluate.py"
+
+
+def run_script(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+
+
+def make_sugarcrepe(root: Path) -> Path:
+    for i in range(3):
+        write_noise_image(root / "images" / f"{i}.jpg", seed=i)
+    records = {
+        str(k): {
+            "filename": f"{k % 3}.jpg",
+            "caption": f"a red dog {k}",
+            "negative_caption": "a cat",
+        }
+        for k in range(6)
+    }
+    write_json(root / "replace_obj.json", records)
+    return root
+
+
+def test_help_lists_benchmarks(monkeypatch, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_script(monkeypatch, "--help")
+    assert exit_.value.code == 0
+    assert "coco_retrieval" in capsys.readouterr().out
+
+
+def test_checkpoint_is_scored_and_written(monkeypatch, tmp_path: Path) -> None:
+    root = make_sugarcrepe(tmp_path / "sugarcrepe")
+    bundle = create_model("clipflow-tiny-vit", seed=7)
+    checkpoint = save_checkpoint({"state_dict": bundle.model.state_dict()}, tmp_path / "ckpt.pt")
+    output = tmp_path / "out" / "sugarcrepe.json"
+    run_script(
+        monkeypatch,
+        *("--benchmark", "sugarcrepe", "--data-root", str(root), "--model", "clipflow-tiny-vit"),
+        *("--pretrained", str(checkpoint), "--output", str(output), "--batch-size", "4"),
+        *("--option", "subsets=replace_obj", "--dataset-name", "sugar_crepe"),
+    )
+    result = json.loads(output.read_text())
+    expected = evaluate(
+        "sugarcrepe", bundle.model, bundle.preprocess_val, bundle.tokenizer, root, batch_size=4
+    )
+    assert result == {
+        "dataset": "sugar_crepe",
+        "model": "clipflow-tiny-vit",
+        "pretrained": str(checkpoint),
+        "task": "image_caption_selection",
+        "metrics": pytest.approx(expected, abs=1e-6),
+        "language": "en",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "replace_obj.json: ['1'].filename: missing"),
+        (("--option", "splt=test"), "no option(s) ['splt']"),
+        (("--pretrained", "absent.pt"), "pretrained checkpoint not found: absent.pt"),
+    ],
+)
+def test_bad_input_is_one_line(monkeypatch, capsys, tmp_path: Path, extra, message) -> None:
+    root = make_sugarcrepe(tmp_path)
+    data = json.loads((root / "replace_obj.json").read_text())
+    del data["1"]["filename"]
+    write_json(root / "replace_obj.json", data)
+    with pytest.raises(SystemExit) as exit_:
+        run_script(
+            monkeypatch,
+            *(
+                "--benchmark",
+                "sugarcrepe",
+                "--data-root",
+                str(root),
+                "--model",
+                "clipflow-tiny-vit",
+            ),
+            *("--output", str(tmp_path / "out.json"), *extra),
+        )
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("evaluate.py: error:") and message in err[-1]
+    assert not (tmp_path / "out.json").exists()
