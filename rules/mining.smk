@@ -20,7 +20,7 @@ rule embed_pairs:
         **slurm_extra("train"),
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
-        gpus=resource("train", "gpus"),
+        gpu=resource("train", "gpus"),
     params:
         script=script("embed_pairs.py"),
         model=mining_encoder()[0],

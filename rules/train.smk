@@ -20,16 +20,17 @@ rule train:
         **slurm_extra("train"),
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
-        gpus=resource("train", "gpus"),
+        gpu=resource("train", "gpus"),
     params:
         script=script("train.py"),
         run_config=run_config_json,
         # Outside `output:` on purpose: snakemake deletes a failed job's outputs, and the
         # checkpoints are what a rerun resumes from.
+        device="cuda" if resource("train", "gpus") else "cpu",
         checkpoint_dir=f"{RESULTS}/checkpoints/{{run_name}}",
     shell:
         "python {params.script:q} --metadata {input.pairs:q} --shards {input.shards:q}"
         " --run-config {params.run_config:q} --checkpoint-dir {params.checkpoint_dir:q}"
         " --model-init {output.model_init:q} --model-final {output.model_final:q}"
         " --log-csv {output.log_csv:q} --log-jsonl {output.log_jsonl:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {threads} --device {params.device} > {log:q} 2>&1"

@@ -21,9 +21,10 @@ def main() -> None:
     parser.add_argument("--log-csv", required=True)
     parser.add_argument("--log-jsonl", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
     setup_logging()
-    cfg = TrainConfig(**json.loads(args.run_config), threads=args.threads)
+    cfg = TrainConfig(**json.loads(args.run_config), threads=args.threads, device=args.device)
     outputs = TrainOutputs(
         Path(args.model_init), Path(args.model_final), Path(args.log_csv), Path(args.log_jsonl)
     )

@@ -150,7 +150,9 @@ def train(
             dataset,
             batch_sampler=batches,
             num_workers=cfg.num_workers,
-            persistent_workers=False,
+            # Its own generator: creating the iterator must not draw from the global RNG, or a run
+            # resumed mid-epoch would augment differently from an unbroken one.
+            generator=torch.Generator().manual_seed(cfg.seed + epoch),
         )
         progress = tqdm(
             loader,
