@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import torch
 from PIL import Image
+
+from clipflow.data.text_augment import EDA
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -47,23 +50,85 @@ class ShardImages:
 
 
 class PairsDataset(torch.utils.data.Dataset):
-    """Map-style (image, tokens, index) over a metadata table; ``index`` is the url index."""
+    """Map-style (image, tokens, index) over a metadata table; ``index`` is the url index.
+
+    Options for the losses' extras (all off by default, and then the samples are exactly
+    ``{"image", "text", "index"}``); every added tensor has a fixed shape, so the default collate
+    batches them:
+
+    - ``num_augs`` = A > 0 (CL2L and its SSL variants, algorithms.md §3) adds ``image_views``
+      ``[A, 3, H, W]``, A independent applications of ``transform``, and ``text_views``
+      ``[A, L]``, A EDA views of the caption (``clipflow.data.text_augment``), tokenised. The
+      EDA draws come from torch's default generator, which DataLoader seeds per worker and the
+      trainer checkpoints, as it does for the image transforms.
+    - ``negatives`` (the negatives table: ``caption_index``, ``negative``, ...) with
+      ``num_negatives`` = K > 0 (CE-CLIP, algorithms.md §4) adds ``negative_texts`` ``[K, L]``,
+      the first K negatives of the pair's caption (``caption_index`` == its url ``index``, in
+      table order) tokenised and zero-padded, and ``negative_mask`` ``[K]`` (bool, True where a
+      negative exists).
+    """
 
     def __init__(
-        self, metadata: pd.DataFrame, shards_dir: str | Path, transform, tokenizer
+        self,
+        metadata: pd.DataFrame,
+        shards_dir: str | Path,
+        transform: Callable[[Image.Image], torch.Tensor],
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        num_augs: int = 0,
+        negatives: pd.DataFrame | None = None,
+        num_negatives: int = 0,
     ) -> None:
+        if num_augs < 0 or num_negatives < 0:
+            raise ValueError(
+                f"num_augs and num_negatives must be >= 0, got {num_augs}, {num_negatives}"
+            )
+        if (negatives is None) != (num_negatives == 0):
+            raise ValueError(
+                "negatives and num_negatives go together: pass the negatives table and K > 0, "
+                f"or neither (got a table: {negatives is not None}, num_negatives={num_negatives})"
+            )
         self.metadata = metadata.reset_index(drop=True)
         self.images = ShardImages(shards_dir, list(self.metadata["shard"]))
         self.transform = transform
         self.tokenizer = tokenizer
+        self.num_augs = num_augs
+        self.text_augment = EDA() if num_augs else None
+        self.num_negatives = num_negatives
+        self.negatives: dict[int, list[str]] = {}
+        if negatives is not None:
+            missing = {"caption_index", "negative"} - set(negatives.columns)
+            if missing:
+                raise ValueError(f"negatives table lacks column(s) {', '.join(sorted(missing))}")
+            grouped = negatives.groupby("caption_index", sort=False)["negative"]
+            self.negatives = {int(i): list(texts)[:num_negatives] for i, texts in grouped}
 
     def __len__(self) -> int:
         return len(self.metadata)
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         row = self.metadata.iloc[position]
-        return {
-            "image": self.transform(self.images[row["shard"], row["key"]]),
+        image = self.images[row["shard"], row["key"]]
+        sample = {
+            "image": self.transform(image),
             "text": self.tokenizer([row["caption"]])[0],
             "index": torch.tensor(int(row["index"])),
         }
+        if self.text_augment is not None:
+            sample["image_views"] = torch.stack(
+                [self.transform(image) for _ in range(self.num_augs)]
+            )
+            sample["text_views"] = self.tokenizer(
+                [
+                    self.text_augment(row["caption"], torch.default_generator)
+                    for _ in range(self.num_augs)
+                ]
+            )
+        if self.num_negatives:
+            found = self.negatives.get(int(row["index"]), [])
+            texts = torch.zeros(self.num_negatives, sample["text"].shape[-1], dtype=torch.long)
+            if found:
+                texts[: len(found)] = self.tokenizer(found)
+            mask = torch.zeros(self.num_negatives, dtype=torch.bool)
+            mask[: len(found)] = True
+            sample["negative_texts"], sample["negative_mask"] = texts, mask
+        return sample

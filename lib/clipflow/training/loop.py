@@ -10,6 +10,7 @@ are outputs.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import logging
 import random
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from clipflow.data.samplers import build_sampler
 from clipflow.data.shards import PairsDataset
 from clipflow.io import write_with
-from clipflow.losses import build_loss
+from clipflow.losses import LOSSES, build_loss
 from clipflow.models import create_model, load_checkpoint, save_checkpoint
 from clipflow.training.config import TrainConfig
 from clipflow.training.schedule import cosine_with_warmup
@@ -93,9 +94,12 @@ def train(
     # Written before any step: the starting point (random or pretrained) benchmarks compare to.
     save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
 
-    loss_params = dict(cfg.loss_params)
-    loss_fn = build_loss(cfg.loss, **loss_params).to(device)
     dataset = PairsDataset(metadata, shards_dir, bundle.preprocess_train, bundle.tokenizer)
+    loss_params = dict(cfg.loss_params)
+    if "num_samples" in inspect.signature(LOSSES.get(cfg.loss)).parameters:
+        # per-sample state (SogCLR family) is indexed by url index, which runs 0..N-1
+        loss_params.setdefault("num_samples", int(metadata["index"].max()) + 1)
+    loss_fn = build_loss(cfg.loss, **loss_params).to(device)
     sampler = build_sampler(
         cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params
     )
