@@ -53,6 +53,30 @@ def run_config_json(wildcards):
     return json.dumps(run_settings(wildcards.run_name), sort_keys=True)
 
 
+def train_inputs(wildcards):
+    """Pairs and shards, plus the negatives and hard pairs that the run's settings ask for."""
+    settings = run_settings(wildcards.run_name)
+    inputs = {
+        "pairs": f"{RESULTS}/metadata/pairs.parquet",
+        "shards": f"{RESULTS}/download/shards",
+    }
+    if settings.get("negatives"):
+        inputs["negatives"] = f"{RESULTS}/negatives/negatives.parquet"
+    if settings.get("sampler") == "hard_pairs":
+        inputs["hard_pairs"] = (
+            f"{RESULTS}/mining/{config['mining']['dataset_name']}_hard_sample.csv"
+        )
+    return inputs
+
+
+def optional_train_arguments(wildcards, input):
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(str(input[name]))}"
+        for name in ("negatives", "hard_pairs")
+        if name in input.keys()
+    )
+
+
 def resource(family, key):
     """A resource of a rule family, falling back to `resources.default`."""
     value = config["resources"].get(family, {}).get(key)

@@ -1,7 +1,6 @@
 rule train:
     input:
-        pairs=rules.build_metadata.output.pairs,
-        shards=rules.download.output.shards,
+        unpack(train_inputs),
     output:
         model_init=f"{RESULTS}/runs/{{run_name}}/model_init.pt",
         model_final=f"{RESULTS}/runs/{{run_name}}/model_final.pt",
@@ -24,6 +23,7 @@ rule train:
     params:
         script=script("train.py"),
         run_config=run_config_json,
+        optional_inputs=optional_train_arguments,
         # Outside `output:` on purpose: snakemake deletes a failed job's outputs, and the
         # checkpoints are what a rerun resumes from.
         device="cuda" if resource("train", "gpus") else "cpu",
@@ -32,5 +32,5 @@ rule train:
         "python {params.script:q} --metadata {input.pairs:q} --shards {input.shards:q}"
         " --run-config {params.run_config:q} --checkpoint-dir {params.checkpoint_dir:q}"
         " --model-init {output.model_init:q} --model-final {output.model_final:q}"
-        " --log-csv {output.log_csv:q} --log-jsonl {output.log_jsonl:q}"
+        " --log-csv {output.log_csv:q} --log-jsonl {output.log_jsonl:q} {params.optional_inputs}"
         " --threads {threads} --device {params.device} > {log:q} 2>&1"

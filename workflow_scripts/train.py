@@ -5,6 +5,8 @@ import json
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from clipflow.data.metadata import read_metadata
 from clipflow.logging_setup import setup_logging
 from clipflow.training import TrainConfig, TrainOutputs, train
@@ -20,15 +22,24 @@ def main() -> None:
     parser.add_argument("--model-final", required=True)
     parser.add_argument("--log-csv", required=True)
     parser.add_argument("--log-jsonl", required=True)
+    parser.add_argument("--negatives", help="negatives parquet, for losses that need them")
+    parser.add_argument("--hard-pairs", help="HELIP hard-pair csv, for the hard_pairs sampler")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
     setup_logging()
-    cfg = TrainConfig(**json.loads(args.run_config), threads=args.threads, device=args.device)
+    settings = json.loads(args.run_config)
+    settings.pop("negatives", None)  # a workflow switch: the table itself comes as --negatives
+    cfg = TrainConfig(**settings, threads=args.threads, device=args.device)
+    if args.hard_pairs:
+        cfg.sampler_params = {**cfg.sampler_params, "hard_pairs": args.hard_pairs}
+    negatives = pd.read_parquet(args.negatives) if args.negatives else None
     outputs = TrainOutputs(
         Path(args.model_init), Path(args.model_final), Path(args.log_csv), Path(args.log_jsonl)
     )
-    summary = train(cfg, read_metadata(args.metadata), args.shards, args.checkpoint_dir, outputs)
+    summary = train(
+        cfg, read_metadata(args.metadata), args.shards, args.checkpoint_dir, outputs, negatives
+    )
     logging.info("done: %s", summary)
 
 

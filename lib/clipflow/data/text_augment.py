@@ -145,7 +145,6 @@ class EDA:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.op_probs = np.asarray(op_probs, dtype=float)
         self.remove_stopwords_prob = remove_stopwords_prob
-        self.deletion_prob = deletion_prob
         self._rng = np.random.default_rng(seed)
         self.ops: tuple[EdaOp, ...] = (
             synonym_replacement,

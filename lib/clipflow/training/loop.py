@@ -27,8 +27,10 @@ from clipflow.data.samplers import build_sampler
 from clipflow.data.shards import PairsDataset
 from clipflow.io import write_with
 from clipflow.losses import LOSSES, build_loss
+from clipflow.losses.heads import EMATarget
 from clipflow.models import create_model, load_checkpoint, save_checkpoint
 from clipflow.training.config import TrainConfig
+from clipflow.training.extras import build_extras, dataset_options_for
 from clipflow.training.schedule import cosine_with_warmup
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ def train(
     shards_dir: str | Path,
     checkpoint_dir: str | Path,
     outputs: TrainOutputs,
+    negatives: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` on the pairs of ``metadata``, resuming from ``checkpoint_dir`` if possible."""
     torch.set_num_threads(cfg.threads)
@@ -94,12 +97,31 @@ def train(
     # Written before any step: the starting point (random or pretrained) benchmarks compare to.
     save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
 
-    dataset = PairsDataset(metadata, shards_dir, bundle.preprocess_train, bundle.tokenizer)
     loss_params = dict(cfg.loss_params)
-    if "num_samples" in inspect.signature(LOSSES.get(cfg.loss)).parameters:
+    accepted = inspect.signature(LOSSES.get(cfg.loss)).parameters
+    if "num_samples" in accepted:
         # per-sample state (SogCLR family) is indexed by url index, which runs 0..N-1
         loss_params.setdefault("num_samples", int(metadata["index"].max()) + 1)
+    if "embed_dim" in accepted:  # projector heads (CL2L, SSL variants) take the towers' width
+        with torch.no_grad():
+            width = model.encode_text(bundle.tokenizer(["a"]).to(device)).shape[-1]
+        loss_params.setdefault("embed_dim", int(width))
     loss_fn = build_loss(cfg.loss, **loss_params).to(device)
+    data_options = dataset_options_for(loss_fn)
+    if "num_negatives" in data_options and negatives is None:
+        raise ValueError(f"loss {cfg.loss} needs negatives: set `negatives: true` for this run")
+    dataset = PairsDataset(
+        metadata,
+        shards_dir,
+        bundle.preprocess_train,
+        bundle.tokenizer,
+        negatives=negatives if "num_negatives" in data_options else None,
+        **data_options,
+    )
+    # BYOLIP's momentum target of the towers (its projectors' target lives in the loss)
+    target = (
+        EMATarget(model, loss_fn.target_projectors.momentum) if loss_fn.uses_target_model else None
+    )
     sampler = build_sampler(
         cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params
     )
@@ -120,6 +142,8 @@ def train(
         state = load_checkpoint(latest, map_location=device)
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
+        if target is not None:
+            target.load_state_dict(state["target"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step_in_epoch, rows = state["epoch"], state["step_in_epoch"], state["log"]
@@ -135,6 +159,7 @@ def train(
             {
                 "model": model.state_dict(),
                 "loss": loss_fn.state_dict(),
+                "target": target.state_dict() if target is not None else {},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": at_epoch,
@@ -171,11 +196,7 @@ def train(
             texts = batch["text"].to(device, non_blocking=True)
             out = model(images, texts)
             image_features, text_features, logit_scale = out[0], out[1], out[2]
-            extras = (
-                {"ids": batch["index"].to(device)}
-                if "ids" in (loss_fn.required_extras + loss_fn.optional_extras)
-                else {}
-            )
+            extras = build_extras(loss_fn, model, batch, device, target)
             terms = loss_fn(image_features, text_features, logit_scale, **extras)
             total = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
@@ -183,6 +204,8 @@ def train(
             optimizer.step()
             scheduler.step()
             loss_fn.on_train_step_end()
+            if target is not None:
+                target.update(model)
             with torch.no_grad():
                 model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
             step_in_epoch += 1
@@ -192,13 +215,13 @@ def train(
                     "epoch": epoch + 1,
                     "step": len(rows) + 1,
                     "lr": scheduler.get_last_lr()[0],
-                    "loss": float(total),
-                    **{k: float(v) for k, v in terms.items()},
-                    "logit_scale": float(logit_scale),
+                    "loss": total.item(),
+                    **{k: v.item() for k, v in terms.items()},
+                    "logit_scale": logit_scale.item(),
                     "samples_per_s": len(images) / elapsed,
                 }
             )
-            progress.set_postfix(loss=f"{float(total):.3f}", refresh=False)
+            progress.set_postfix(loss=f"{total.item():.3f}", refresh=False)
             if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
                 save_state(epoch, step_in_epoch)
         epoch, step_in_epoch = epoch + 1, 0
