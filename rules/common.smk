@@ -39,6 +39,9 @@ os.environ["PATH"] = os.pathsep.join(
 )
 
 
+RUNS = [name for name, settings in config["runs"].items() if settings.get("enabled", True)]
+
+
 def script(name):
     """A workflow script's path, relative to the working directory so moving both reruns nothing."""
     return os.path.relpath(Path(workflow.basedir) / "workflow_scripts" / name)
@@ -46,7 +49,9 @@ def script(name):
 
 def run_settings(run):
     """The run's training settings: `train` defaults overridden by `runs.<run>`."""
-    return {**config["train"], **config["runs"][run]}
+    settings = {**config["train"], **config["runs"][run]}
+    settings.pop("enabled", None)
+    return settings
 
 
 def run_config_json(wildcards):
@@ -116,6 +121,8 @@ def mining_encoder():
     """(model name, checkpoint path) of the frozen encoder that embeds the pairs for mining."""
     encoder = config["mining"]["encoder"]
     if "run" in encoder:
+        if encoder["run"] not in RUNS:
+            raise ValueError(f"mining.encoder.run: {encoder['run']!r} is not an enabled run")
         return (
             run_settings(encoder["run"])["model"],
             f"{RESULTS}/runs/{encoder['run']}/model_final.pt",
@@ -126,7 +133,7 @@ def mining_encoder():
 def evaluation_results():
     return expand(
         f"{RESULTS}/eval/{{run_name}}/{{weights}}/{{benchmark}}.json",
-        run_name=config["runs"],
+        run_name=RUNS,
         weights=CHECKPOINTS,
         benchmark=BENCHMARKS,
     )

@@ -34,7 +34,7 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{run_name}}/{{weights}}/{{benchmark}}.tsv"
     wildcard_constraints:
-        run_name="|".join(config["runs"]),
+        run_name="|".join(RUNS),
         weights="|".join(CHECKPOINTS),
         benchmark="|".join(BENCHMARKS),
     conda:

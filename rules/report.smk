@@ -2,7 +2,7 @@ rule report:
     input:
         results=evaluation_results(),
         train_logs=expand(
-            f"{RESULTS}/runs/{{run_name}}/train_log.csv", run_name=config["runs"]
+            f"{RESULTS}/runs/{{run_name}}/train_log.csv", run_name=RUNS
         ),
     output:
         csv=f"{RESULTS}/tables/summary.csv",

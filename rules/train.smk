@@ -11,7 +11,7 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run_name}}.tsv"
     wildcard_constraints:
-        run_name="|".join(config["runs"]),
+        run_name="|".join(RUNS),
     conda:
         "../envs/train.yaml"
     threads: resource("train", "threads")

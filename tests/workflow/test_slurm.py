@@ -48,7 +48,10 @@ WORKFLOW_ENTRIES = (
 )
 # Extra snakemake arguments for the workflow test (e.g. a fast config:
 # ["--configfile", "config/ci.yaml"]); CLIPFLOW_SLURM_WORKFLOW_ARGS (shell words) overrides.
-WORKFLOW_EXTRA_ARGS: list[str] = []
+WORKFLOW_EXTRA_ARGS: list[str] = [
+    "--configfile",
+    str(Path(__file__).with_name("slurm_overrides.yaml")),
+]
 RUN_NAME = "default"  # results/<RUN_NAME>/... of the config the test runs
 WORKFLOW_TIMEOUT_S = int(os.environ.get("CLIPFLOW_SLURM_WORKFLOW_TIMEOUT", "2700"))
 TINY_TIMEOUT_S = int(os.environ.get("CLIPFLOW_SLURM_TINY_TIMEOUT", "300"))
