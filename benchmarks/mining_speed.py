@@ -14,9 +14,10 @@ topics, both modalities noisy views of them, in a cone: the generator of tests/m
   anchors, and the time ratio to ``flat``.
 
 Methods: ``flat`` (exact, blockwise numpy BLAS), ``ivf`` and ``hnsw`` (faiss candidates over
-``[img, txt]/√2``, rescored exactly) with the defaults of ``clipflow.mining.search`` unless
-``--ivf-opts``/``--hnsw-opts`` override them, and ``torch`` (the same exact score by chunked
-``torch.matmul`` with a running ``torch.topk``; its ties may break differently from ``flat``).
+``[img, txt]/√2``, rescored exactly) with the defaults of ``clipflow.mining.search``, and
+``torch`` (the same exact score by chunked ``torch.matmul`` with a running ``torch.topk``; its
+ties may break differently from ``flat``). Each ``--variant 'ivf:{"nprobe": 4}'`` adds a run of
+an index with other options, labelled ``ivf(nprobe=4)``.
 
 Writes ``<out>.csv``, ``<out>.json`` and ``<out>.png`` (time and memory against N) and prints the
 table plus the approximate/exact time ratio and recall at the largest N.
@@ -28,6 +29,7 @@ table plus the approximate/exact time ratio and recall at the largest N.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -129,27 +131,38 @@ def run_method(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def write_tables(rows: list[dict[str, object]], meta: dict[str, object], out: Path) -> None:
+    """``<out>.json`` (every field, with the run's settings) and ``<out>.csv`` (the table)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    columns = ["n", "method", "time_s", "peak_mib", "recall@10", "speedup_vs_flat"]
+    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def plot(rows: list[dict[str, object]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for method in METHODS:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    largest = max(r["n"] for r in rows)
+    for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        if not mine:
-            continue
+        last = mine[-1]
+        label = method
+        if last["index"] in ("ivf", "hnsw") and last["n"] == largest:
+            label += f"  R@10 {last['recall@10']:.4f}, {last['speedup_vs_flat']:.1f}x flat"
         sizes = [r["n"] for r in mine]
-        left.plot(sizes, [r["time_s"] for r in mine], marker="o", label=method)
+        left.plot(sizes, [r["time_s"] for r in mine], marker="o", label=label)
         right.plot(sizes, [r["peak_mib"] for r in mine], marker="o", label=method)
-        for r in mine:
-            if method in ("ivf", "hnsw"):
-                left.annotate(f"R@10 {r['recall@10']:.3f}", (r["n"], r["time_s"]), fontsize=7)
     for axis, label in ((left, "wall time (s)"), (right, "peak RSS added (MiB)")):
         axis.set(xscale="log", yscale="log", xlabel="N pairs", ylabel=label)
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize=7)
     fig.suptitle("HELIP hard-pair mining (algorithms.md §2)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -163,8 +176,13 @@ def main() -> None:
     parser.add_argument("--topk", type=int, default=20, help="pairs mined per anchor (config)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--ivf-opts", default="{}", help="JSON options of the ivf index")
-    parser.add_argument("--hnsw-opts", default="{}", help="JSON options of the hnsw index")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="INDEX:JSON",
+        help="an extra run of ivf or hnsw with other options, e.g. 'ivf:{\"nprobe\": 4}'",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS, help="path stem of the outputs")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -178,10 +196,15 @@ def main() -> None:
         return
     if args.topk < RECALL_K:
         parser.error(f"--topk must be at least {RECALL_K} to measure recall@{RECALL_K}")
-    methods = ["flat", *[m for m in args.methods if m != "flat"]]  # exact first: the reference
-    opts = {"ivf": json.loads(args.ivf_opts), "hnsw": json.loads(args.hnsw_opts)}
+    runs = [("flat", {})] + [(m, {}) for m in args.methods if m != "flat"]  # exact first
+    for variant in args.variant:
+        index, _, options = variant.partition(":")
+        if index not in ("ivf", "hnsw"):
+            parser.error(f"--variant {variant!r}: the index must be ivf or hnsw")
+        runs.append((index, json.loads(options or "{}")))
+    meta = {"dim": args.dim, "topk": args.topk, "threads": args.threads, "seed": args.seed}
     rows: list[dict[str, object]] = []
-    header = f"{'N':>7} {'method':>6} {'time_s':>9} {'peak_mib':>9} {'recall@10':>9} {'x_flat':>7}"
+    header = f"{'N':>7} {'method':>34} {'time_s':>8} {'peak_mib':>8} {'recall@10':>9} {'x_flat':>6}"
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
@@ -190,41 +213,40 @@ def main() -> None:
             np.savez(data, image=image, text=text)
             del image, text
             exact = None
-            for method in methods:
-                result = Path(tmp) / f"{method}_{n}.npy"
-                measured = run_method(method, data, result, args, opts.get(method, {}))
+            for method, options in runs:
+                label = method + (
+                    f"({','.join(f'{k}={v}' for k, v in options.items())})" if options else ""
+                )
+                result = Path(tmp) / "result.npy"
+                measured = run_method(method, data, result, args, options)
                 hard = np.load(result)
                 exact = hard if method == "flat" else exact
                 row = {
                     "n": n,
-                    "method": method,
+                    "method": label,
+                    "index": method,
+                    "options": options,
                     **measured,
                     "recall@10": recall_at_k(hard, exact, k=RECALL_K),
-                    "opts": opts.get(method, {}),
                 }
                 flat_time = next(r["time_s"] for r in rows + [row] if r["n"] == n)
                 row["speedup_vs_flat"] = flat_time / row["time_s"]
                 rows.append(row)
+                write_tables(rows, meta, args.out)  # kept up to date: a long run can be cut
                 print(
-                    f"{n:>7} {method:>6} {row['time_s']:>9.2f} {row['peak_mib']:>9.1f}"
-                    f" {row['recall@10']:>9.4f} {row['speedup_vs_flat']:>7.2f}",
+                    f"{n:>7} {label:>34} {row['time_s']:>8.2f} {row['peak_mib']:>8.1f}"
+                    f" {row['recall@10']:>9.4f} {row['speedup_vs_flat']:>6.2f}",
                     flush=True,
                 )
     largest = max(args.sizes)
     flat_time = next(r["time_s"] for r in rows if r["n"] == largest and r["method"] == "flat")
     for row in rows:
-        if row["n"] == largest and row["method"] in ("ivf", "hnsw"):
+        if row["n"] == largest and row["index"] in ("ivf", "hnsw"):
             print(
                 f"N={largest} {row['method']}: time ratio approximate/exact "
                 f"{row['time_s'] / flat_time:.3f} ({flat_time / row['time_s']:.1f}x faster), "
                 f"recall@10 {row['recall@10']:.4f}"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"dim": args.dim, "topk": args.topk, "threads": args.threads, "seed": args.seed}
-    args.out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
-    columns = ["n", "method", "time_s", "peak_mib", "recall@10", "speedup_vs_flat"]
-    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
-    args.out.with_suffix(".csv").write_text("\n".join(lines) + "\n")
     plot(rows, args.out.with_suffix(".png"))
 
 

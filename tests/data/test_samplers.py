@@ -41,7 +41,10 @@ def hard_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray
     return path, hard
 
 
-def hard_batches(path: Path, batch_size: int = 40, world_size: int = 1, epoch: int = 0, **kw):
+def hard_batches(
+    path: Path, batch_size: int = 40, world_size: int = 1, epoch: int = 0, **kw: int
+) -> list[list[list[int]]]:
+    """Every rank's batches of one epoch, in rank order."""
     return [
         HardPairBatches(N, batch_size, 7, rank, world_size, hard_pairs=path, **kw).batches(epoch)
         for rank in range(world_size)
@@ -263,6 +266,6 @@ def test_embeddings_are_required_and_named() -> None:
         ({"num_clusters": 2, "online_sim": "audio"}, "online_sim must be"),
     ],
 )
-def test_similarity_clusters_bad_params(params: dict, message: str) -> None:
+def test_similarity_clusters_bad_params(params: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SimilarityClusterBatches(64, 16, 0, **params)

@@ -275,7 +275,7 @@ def ivf_search(
     queries: np.ndarray,
     chunk_size: int,
     nlist: int | None = None,
-    nprobe: int = 16,
+    nprobe: int = 4,
     candidates: int | None = None,
     both_signs: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +284,8 @@ def ivf_search(
     ``nlist`` defaults to 4·√N, capped so k-means has 39 points per list (faiss's minimum);
     ``candidates`` (per sign) to 4·topk + 1. IVF relies on cluster structure, which encoder
     embeddings have; on structureless (isotropic) vectors raise ``nprobe`` towards ``nlist``.
+    ``nprobe`` 4 (benchmarks/mining_speed.py, clustered 512-d pairs, top-20, one thread): at
+    N = 100k, 5.2× faster than ``flat`` at recall@10 0.9998; 16 gave 2.1× at 1.0000.
     """
 
     def build(z: np.ndarray) -> faiss.Index:
