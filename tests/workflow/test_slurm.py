@@ -122,7 +122,7 @@ def run_snakemake(workdir: Path, targets: list[str], timeout_s: int, extra=()) -
     log = workdir / "snakemake-slurm.log"
     cmd = [
         "timeout", "-s", "INT", "-k", "60", str(timeout_s),
-        sys.executable, "-m", "snakemake", "--profile", "slurm", *extra, *targets,
+        sys.executable, "-m", "snakemake", "--profile", "slurm", *targets, *extra,
     ]  # fmt: skip
     with log.open("w") as fh:
         proc = subprocess.run(
