@@ -125,7 +125,7 @@ def train(
     sampler = build_sampler(
         cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params
     )
-    steps_per_epoch = len(sampler.batches(0))
+    steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * cfg.epochs
 
     parameters = _parameter_groups(model, cfg.weight_decay)
