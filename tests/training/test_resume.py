@@ -27,7 +27,13 @@ RUN = {
 }
 
 
-def _train_command(tmp, metadata, shards, name):
+SIMCLIP_ONLINE = {  # clusters from the current model's text embeddings, rebuilt each epoch
+    "sampler": "similarity_clusters",
+    "sampler_params": {"synthesis_prop": 0.5, "cluster_size": 4, "online_sim": "text"},
+}
+
+
+def _train_command(tmp, metadata, shards, name, run):
     out = tmp / name
     return [
         PYTHON,
@@ -37,7 +43,7 @@ def _train_command(tmp, metadata, shards, name):
         "--shards",
         str(shards),
         "--run-config",
-        json.dumps(RUN),
+        json.dumps(run),
         "--checkpoint-dir",
         str(out / "checkpoints"),
         "--model-init",
@@ -61,12 +67,17 @@ def metadata_file(tiny_download, tmp_path_factory):
     return path
 
 
-def test_killed_run_resumes_and_matches_an_unbroken_run(tmp_path, tiny_download, metadata_file):
-    shards = tiny_download["shards"]
-    unbroken_cmd, unbroken = _train_command(tmp_path, metadata_file, shards, "unbroken")
+@pytest.mark.parametrize("sampler", [{}, SIMCLIP_ONLINE], ids=["random", "similarity_clusters"])
+def test_killed_run_resumes_and_matches_an_unbroken_run(
+    sampler, tmp_path, tiny_download, metadata_file
+):
+    """Mid-epoch kill; the similarity-cluster run must replay the batches its checkpoint holds,
+    since the model that built them (at the epoch's start) has moved on."""
+    shards, run = tiny_download["shards"], {**RUN, **sampler}
+    unbroken_cmd, unbroken = _train_command(tmp_path, metadata_file, shards, "unbroken", run)
     subprocess.run(unbroken_cmd, check=True, capture_output=True)
 
-    resumed_cmd, resumed = _train_command(tmp_path, metadata_file, shards, "resumed")
+    resumed_cmd, resumed = _train_command(tmp_path, metadata_file, shards, "resumed", run)
     process = subprocess.Popen(resumed_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = resumed / "checkpoints" / "latest.pt"
     deadline = time.monotonic() + 120

@@ -23,7 +23,6 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from clipflow.data.samplers import build_sampler
 from clipflow.data.shards import PairsDataset
 from clipflow.io import write_with
 from clipflow.losses import LOSSES, build_loss
@@ -31,11 +30,14 @@ from clipflow.losses.heads import EMATarget
 from clipflow.models import create_model, load_checkpoint, save_checkpoint
 from clipflow.training.config import TrainConfig
 from clipflow.training.extras import build_extras, dataset_options_for
+from clipflow.training.sampling import EpochBatches, build_run_sampler
 from clipflow.training.schedule import cosine_with_warmup
 
 log = logging.getLogger(__name__)
 MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (algorithms.md notation)
 LATEST = "latest.pt"
+# Settings that change how a run executes, not what it computes: a resume may differ in them.
+EXECUTION_SETTINGS = ("threads", "device", "num_workers", "checkpoint_every_steps")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,27 @@ def _write_logs(rows: list[dict[str, Any]], outputs: TrainOutputs) -> None:
     )
 
 
+def _resumable_state(latest: Path, cfg: TrainConfig, device: torch.device) -> dict | None:
+    """The checkpoint to resume from, if ``latest`` exists and was written by the same settings.
+
+    A checkpoint of other settings (the config changed, so the workflow reruns the job) is kept
+    beside it as ``latest.pt.stale`` and the run starts over.
+    """
+    if not latest.exists():
+        return None
+    state = load_checkpoint(latest, map_location=device)
+    saved = {k: v for k, v in state.get("config", {}).items() if k not in EXECUTION_SETTINGS}
+    current = json.loads(json.dumps(asdict(cfg)))
+    current = {k: v for k, v in current.items() if k not in EXECUTION_SETTINGS}
+    if saved == current:
+        return state
+    changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    stale = latest.with_name(latest.name + ".stale")
+    latest.replace(stale)
+    log.warning("%s has other settings (%s): moved to %s, starting over", latest, changed, stale)
+    return None
+
+
 def train(
     cfg: TrainConfig,
     metadata: pd.DataFrame,
@@ -122,9 +145,7 @@ def train(
     target = (
         EMATarget(model, loss_fn.target_projectors.momentum) if loss_fn.uses_target_model else None
     )
-    sampler = build_sampler(
-        cfg.sampler, len(dataset), cfg.batch_size, cfg.seed, **cfg.sampler_params
-    )
+    sampler = build_run_sampler(cfg, dataset)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -136,10 +157,10 @@ def train(
     optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total_steps)
 
-    epoch, step_in_epoch, rows = 0, 0, []
+    epoch, step_in_epoch, rows, resumed_batches = 0, 0, [], None
     latest = checkpoint_dir / LATEST
-    if latest.exists():
-        state = load_checkpoint(latest, map_location=device)
+    state = _resumable_state(latest, cfg, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
         if target is not None:
@@ -147,12 +168,19 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step_in_epoch, rows = state["epoch"], state["step_in_epoch"], state["log"]
+        if step_in_epoch:
+            resumed_batches = state["epoch_batches"].tolist()
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
         log.info("resumed from %s at epoch %d step %d", latest, epoch, step_in_epoch)
     else:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
+
+    epoch_batches = EpochBatches(
+        sampler, bundle, dataset, device, checkpoint_dir, state is not None
+    )
+    batches: list[list[int]] = []
 
     def save_state(at_epoch: int, at_step: int) -> None:
         save_checkpoint(
@@ -164,6 +192,8 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "epoch": at_epoch,
                 "step_in_epoch": at_step,
+                # mid-epoch, the rest of the epoch is replayed from these (training/sampling.py)
+                "epoch_batches": torch.tensor(batches) if at_step else torch.empty(0),
                 "log": rows,
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": random.getstate(),
@@ -174,10 +204,11 @@ def train(
 
     model.train()
     while epoch < cfg.epochs:
-        batches = sampler.batches(epoch)[step_in_epoch:]
+        batches = resumed_batches or epoch_batches(epoch)
+        resumed_batches = None
         loader = torch.utils.data.DataLoader(
             dataset,
-            batch_sampler=batches,
+            batch_sampler=batches[step_in_epoch:],
             num_workers=cfg.num_workers,
             # Its own generator: creating the iterator must not draw from the global RNG, or a run
             # resumed mid-epoch would augment differently from an unbroken one.
