@@ -1,7 +1,8 @@
 """Merge evaluation results and training logs into summary tables and plots.
 
 Writes TABLES_DIR/summary.csv (fractions), summary.md and summary.tex (percent), and
-PLOTS_DIR/loss_curves.png (only with --train-logs) plus PLOTS_DIR/<benchmark>.png per benchmark.
+PLOTS_DIR/loss_curves.png (only with --train-logs), PLOTS_DIR/<benchmark>.png per benchmark and
+PLOTS_DIR/comparison.png (every run against every benchmark).
 """
 
 from __future__ import annotations
@@ -32,11 +33,23 @@ def main() -> None:
     )
     parser.add_argument("--tables-dir", required=True, help="directory for summary.{csv,md,tex}")
     parser.add_argument("--plots-dir", required=True, help="directory for the PNG figures")
+    parser.add_argument(
+        "--shared-init",
+        nargs="*",
+        default=[],
+        metavar="RUN=OTHER",
+        help="RUN starts from the same weights as OTHER, whose init results stand for RUN's",
+    )
     args = parser.parse_args()
+    shared_init = dict(pair.split("=", 1) for pair in args.shared_init if "=" in pair)
+    if len(shared_init) != len(args.shared_init):
+        parser.error("--shared-init takes RUN=OTHER pairs")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     try:
-        written = build_report(args.results, args.train_logs, args.tables_dir, args.plots_dir)
+        written = build_report(
+            args.results, args.train_logs, args.tables_dir, args.plots_dir, shared_init
+        )
     except (ValueError, OSError) as error:
         parser.exit(1, f"report.py: error: {error}\n")
     for path in written:

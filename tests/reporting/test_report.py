@@ -81,7 +81,7 @@ def test_report_script_writes_tables_and_plots(monkeypatch, tmp_path: Path) -> N
         *("--results", *map(str, results), "--train-logs", *map(str, logs)),
         *("--tables-dir", str(tables), "--plots-dir", str(plots)),
     )
-    for name in ("loss_curves", "coco", "imagenet", "sugarcrepe"):
+    for name in ("loss_curves", "coco", "imagenet", "sugarcrepe", "comparison"):
         assert (plots / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
     summary = pd.read_csv(tables / "summary.csv")
@@ -118,8 +118,38 @@ def test_loss_curves_are_optional(tmp_path: Path) -> None:
     assert not (tmp_path / "p" / "loss_curves.png").exists()
     assert {p.name for p in written} == {
         *("summary.csv", "summary.md", "summary.tex"),
-        *("coco.png", "imagenet.png", "sugarcrepe.png"),
+        *("coco.png", "imagenet.png", "sugarcrepe.png", "comparison.png"),
     }
+
+
+def test_shared_init_gives_every_run_its_gain(monkeypatch, tmp_path: Path) -> None:
+    """negclip starts from clip's weights: its gain is measured against clip's init results."""
+    results = write_results(tmp_path / "results")
+    run_script(
+        monkeypatch,
+        *("--results", *map(str, results), "--shared-init", "negclip=clip"),
+        *("--tables-dir", str(tmp_path / "t"), "--plots-dir", str(tmp_path / "p")),
+    )
+    rows = pd.read_csv(tmp_path / "t" / "summary.csv").set_index(["run", "checkpoint"])
+    assert list(rows.index) == [
+        *(("clip", "init"), ("clip", "final"), ("clip", "final-init")),
+        *(("negclip", "final"), ("negclip", "final-init")),
+    ]
+    gain = rows.loc[("negclip", "final-init")]
+    assert gain["imagenet/acc1"] == pytest.approx(0.20 - 0.10)
+    assert gain["imagenet/acc5"] == pytest.approx(0.50 - 0.30)
+    assert pd.isna(gain["sugarcrepe/acc"]) and pd.isna(gain["coco/mean_R@1"])  # no clip init
+    assert (tmp_path / "p" / "comparison.png").stat().st_size > 0
+
+
+def test_shared_init_needs_pairs(monkeypatch, capsys, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        run_script(
+            monkeypatch,
+            *("--results", *map(str, write_results(tmp_path / "r")), "--shared-init", "negclip"),
+            *("--tables-dir", str(tmp_path / "t"), "--plots-dir", str(tmp_path / "p")),
+        )
+    assert "RUN=OTHER" in capsys.readouterr().err
 
 
 def test_headline_metrics_per_task() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,26 @@ def plot_loss_curves(logs: pd.DataFrame, path: str | os.PathLike) -> Path:
     return _save(figure, path)
 
 
-def plot_benchmark(table: pd.DataFrame, benchmark: str, path: str | os.PathLike) -> Path:
-    """Grouped bars of ``benchmark``'s headline metric: one group per run, a bar per checkpoint."""
-    column = next(c for c in table.columns if c.startswith(f"{benchmark}/"))
+def plot_benchmark(
+    table: pd.DataFrame,
+    benchmark: str,
+    path: str | os.PathLike,
+    shared_init: Mapping[str, str] | None = None,
+) -> Path:
+    """Grouped bars of ``benchmark``'s headline metric: one group per run, a bar per checkpoint
+    (a run's ``init`` bar is that of the run it shares its initial weights with, if any)."""
+    shared_init = shared_init or {}
+    column = headline_column(table, benchmark)
     rows = table[table["checkpoint"] != DELTA].dropna(subset=[column])
     runs = list(dict.fromkeys(zip(rows["experiment"], rows["run"], strict=True)))
     checkpoints = sorted(set(rows["checkpoint"]), key=lambda name: (checkpoint_rank(name), name))
     values = rows.set_index(KEYS)[column]
+
+    def value(experiment: str, run: str, checkpoint: str) -> float:
+        if checkpoint == "init":
+            run = shared_init.get(run, run)
+        return 100 * values.get((experiment, run, checkpoint), np.nan)
+
     width = 0.8 / len(checkpoints)
     experiments = rows["experiment"].nunique()
 
@@ -66,7 +80,7 @@ def plot_benchmark(table: pd.DataFrame, benchmark: str, path: str | os.PathLike)
     axis = figure.subplots()
     positions = np.arange(len(runs))
     for index, checkpoint in enumerate(checkpoints):
-        heights = [100 * values.get((e, r, checkpoint), np.nan) for e, r in runs]
+        heights = [value(e, r, checkpoint) for e, r in runs]
         axis.bar(
             positions + (index - (len(checkpoints) - 1) / 2) * width,
             heights,
@@ -80,6 +94,44 @@ def plot_benchmark(table: pd.DataFrame, benchmark: str, path: str | os.PathLike)
     axis.set_title(benchmark)
     axis.legend(fontsize="small")
     return _save(figure, path)
+
+
+def plot_comparison(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """All runs against all benchmarks in one heatmap: each benchmark's headline metric of the
+    ``final`` checkpoint (percent), with the gain over ``init`` in brackets where known."""
+    benchmarks = benchmarks_in(table)
+    columns = [headline_column(table, b) for b in benchmarks]
+    final = table[table["checkpoint"] == "final"].set_index(["experiment", "run"])[columns]
+    delta = table[table["checkpoint"] == DELTA].set_index(["experiment", "run"])[columns]
+    delta = delta.reindex(final.index)
+    experiments = table["experiment"].nunique()
+    labels = [_label(e, r, experiments) for e, r in final.index]
+
+    figure = Figure(figsize=(2.0 + 1.6 * len(columns), 1.2 + 0.42 * len(labels)))
+    axis = figure.subplots()
+    image = axis.imshow(100 * final.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100)
+    for (i, j), score in np.ndenumerate(100 * final.to_numpy(dtype=float)):
+        gain = 100 * delta.iat[i, j]
+        text = f"{score:.1f}" + ("" if np.isnan(gain) else f" ({gain:+.1f})")
+        axis.text(
+            j,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if score < 60 else "black",
+        )
+    axis.set_xticks(range(len(columns)), [c.replace("/", "\n") for c in columns], fontsize=8)
+    axis.set_yticks(range(len(labels)), labels, fontsize=8)
+    axis.set_title("final checkpoint, % (gain over init)")
+    figure.colorbar(image, ax=axis, fraction=0.04)
+    return _save(figure, path)
+
+
+def headline_column(table: pd.DataFrame, benchmark: str) -> str:
+    """The first (headline) ``benchmark/metric`` column of ``benchmark``."""
+    return next(c for c in table.columns if c.startswith(f"{benchmark}/"))
 
 
 def benchmarks_in(table: pd.DataFrame) -> list[str]:

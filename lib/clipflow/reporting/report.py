@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clipflow.reporting.inputs import load_results, load_train_logs
-from clipflow.reporting.plots import benchmarks_in, plot_benchmark, plot_loss_curves
+from clipflow.reporting.plots import (
+    benchmarks_in,
+    plot_benchmark,
+    plot_comparison,
+    plot_loss_curves,
+)
 from clipflow.reporting.tables import summary_table, write_tables
 
 
@@ -16,17 +21,24 @@ def build_report(
     train_logs: Sequence[str | os.PathLike],
     tables_dir: str | os.PathLike,
     plots_dir: str | os.PathLike,
+    shared_init: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write the summary tables, ``loss_curves.png`` (when logs are given) and one
-    ``<benchmark>.png`` per benchmark; return the paths written."""
+    """Write the summary tables, ``loss_curves.png`` (when logs are given), one
+    ``<benchmark>.png`` per benchmark and ``comparison.png``; return the paths written.
+
+    ``shared_init`` maps a run to the run whose ``init`` results stand for its own (see
+    :func:`~clipflow.reporting.tables.summary_table`).
+    """
     if not results:
         raise ValueError("no result files given")
-    table = summary_table(load_results(results))
+    table = summary_table(load_results(results), shared_init)
     written = write_tables(table, tables_dir)
     if train_logs:
         written.append(
             plot_loss_curves(load_train_logs(train_logs), Path(plots_dir, "loss_curves.png"))
         )
     for benchmark in benchmarks_in(table):
-        written.append(plot_benchmark(table, benchmark, Path(plots_dir, f"{benchmark}.png")))
+        path = Path(plots_dir, f"{benchmark}.png")
+        written.append(plot_benchmark(table, benchmark, path, shared_init))
+    written.append(plot_comparison(table, Path(plots_dir, "comparison.png")))
     return written

@@ -7,6 +7,7 @@ LaTeX show percentages with two decimals, as paper tables do.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -23,13 +24,18 @@ def checkpoint_rank(name: str) -> int:
     return _CHECKPOINT_RANK.get(name, 1)
 
 
-def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+def summary_table(
+    results: pd.DataFrame, shared_init: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Wide table from :func:`~clipflow.reporting.inputs.load_results` output.
 
     One row per (experiment, run, checkpoint), one column per ``benchmark/metric`` (benchmarks
-    alphabetically, metrics in headline order), and for each run with both an ``init`` and a
-    ``final`` checkpoint a ``final-init`` row of differences.
+    alphabetically, metrics in headline order), and for each run with a ``final`` checkpoint and
+    an ``init`` one a ``final-init`` row of differences. ``shared_init`` maps a run to the run
+    whose ``init`` results it shares (runs that start from the same weights are evaluated at
+    init once, under one of them); a run not in it uses its own.
     """
+    shared_init = shared_init or {}
     results = results.sort_values("benchmark", kind="stable")
     columns = list(dict.fromkeys(results["benchmark"] + "/" + results["metric"]))
     wide = (
@@ -38,13 +44,14 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
         .reindex(columns=columns)
     )
     deltas = []
-    for (experiment, run), group in wide.groupby(level=["experiment", "run"]):
-        checkpoints = group.index.get_level_values("checkpoint")
-        if "init" in checkpoints and "final" in checkpoints:
-            final, init = (group.xs(name, level="checkpoint") for name in ("final", "init"))
-            difference = final - init
+    for experiment, run, checkpoint in wide.index:
+        init = (experiment, shared_init.get(run, run), "init")
+        if checkpoint == "final" and init in wide.index:
+            difference = (
+                wide.loc[[(experiment, run, "final")]].to_numpy() - wide.loc[[init]].to_numpy()
+            )
             identity = dict(zip(KEYS, (experiment, run, DELTA), strict=True))
-            deltas.append(difference.reset_index(drop=True).assign(**identity))
+            deltas.append(pd.DataFrame(difference, columns=wide.columns).assign(**identity))
     table = pd.concat([wide.reset_index(), *deltas], ignore_index=True)[KEYS + columns]
     rank = table["checkpoint"].map(checkpoint_rank)
     order = table.assign(_rank=rank).sort_values(["experiment", "run", "_rank", "checkpoint"])
