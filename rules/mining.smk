@@ -24,10 +24,12 @@ rule embed_pairs:
     params:
         script=script("embed_pairs.py"),
         model=mining_encoder()[0],
+        # Outside `output:` so a killed job keeps the shards it finished (like checkpoints)
+        cache_dir=f"{MINING}/embedding_cache",
     shell:
         "python {params.script:q} --pairs {input.pairs:q} --shards-dir {input.shards:q}"
         " --model {params.model:q} --pretrained {input.encoder:q}"
-        " --output {output.embeddings:q} > {log:q} 2>&1"
+        " --output {output.embeddings:q} --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
 
 
 rule mine_hard_pairs:

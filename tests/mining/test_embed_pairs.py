@@ -19,6 +19,8 @@ import torch
 from clipflow.data.synthetic import random_scene, render_scene
 from clipflow.mining import (
     embed_pairs,
+    embed_shards,
+    encoder_fingerprint,
     iter_shard_samples,
     load_embeddings,
     read_hard_sample_csv,
@@ -98,6 +100,45 @@ def test_embeddings_are_normalised_and_batch_invariant(dataset: tuple[Path, Path
     np.testing.assert_allclose(text, one_text, atol=1e-5)
 
 
+def test_shard_cache_resumes_and_matches_one_pass(
+    dataset: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shard by shard, cached: same rows as one pass; a rerun embeds only what is missing."""
+    from clipflow.mining import embed as embed_module
+
+    pairs_path, shards = dataset
+    pairs = read_pairs(pairs_path)
+    bundle = create_model("clipflow-tiny-vit", seed=0)
+    args = (bundle.model, bundle.preprocess_val, bundle.tokenizer)
+    whole = embed_pairs(*args, iter_shard_samples(pairs, shards), batch_size=8)
+    cache = tmp_path / "cache"
+    embedded: list[int] = []
+    original = embed_module.embed_pairs
+
+    def counting(*a, **k):
+        embedded.append(k["total"])
+        return original(*a, **k)
+
+    monkeypatch.setattr(embed_module, "embed_pairs", counting)
+    shuffled = pairs.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows interleave
+    image, text = embed_shards(*args, shuffled, shards, cache, batch_size=8)
+    order = shuffled["index"].to_numpy()
+    np.testing.assert_allclose(image, whole[0][order], atol=1e-5)
+    np.testing.assert_allclose(text, whole[1][order], atol=1e-5)
+    assert sorted(embedded) == [11, 11] and len(list(cache.glob("*.npy"))) == 6
+
+    (cache / "00001.index.npy").unlink()  # as if killed while writing shard 1's cache
+    np.save(cache / "00000.index.npy", np.arange(11) + 100)  # another dataset's rows
+    embedded.clear()
+    again = embed_shards(*args, pairs, shards, cache, batch_size=8)
+    assert embedded == [11, 11]
+    np.testing.assert_allclose(again[0], whole[0], atol=1e-5)
+    embedded.clear()
+    embed_shards(*args, pairs, shards, cache, batch_size=8)
+    assert embedded == [], "a complete cache is read back, not recomputed"
+    assert encoder_fingerprint("m", None, 0) != encoder_fingerprint("m", None, 1)
+
+
 def _script(name: str, *args: object) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "workflow_scripts" / name), *map(str, args)],
@@ -126,8 +167,12 @@ def test_scripts_embed_then_mine(dataset: tuple[Path, Path], tmp_path: Path) -> 
         8,
         "--output",
         tmp_path / "emb.npz",
+        "--cache-dir",
+        tmp_path / "cache",
     )
     assert done.returncode == 0, done.stderr
+    (encoder,) = (tmp_path / "cache").iterdir()  # one folder per encoder
+    assert len(list(encoder.glob("*.npy"))) == 6
     image, text, index = load_embeddings(tmp_path / "emb.npz")
     assert image.shape[0] == 22 and index.tolist() == list(range(22))
     with torch.inference_mode():  # the checkpoint's weights, not a fresh initialisation

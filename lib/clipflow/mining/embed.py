@@ -7,8 +7,10 @@ and ``text`` (float32, L2-normalised, row i = pair i) and ``index`` (int64 url i
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, so mining alone starts 
     import torch
 
 EMBEDDINGS_KEYS = ("image", "text", "index")
+log = logging.getLogger(__name__)
 
 
 def embed_pairs(
@@ -43,21 +46,82 @@ def embed_pairs(
     """
     import torch
 
+    def encode(batch: list[tuple[Image.Image, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = torch.stack([preprocess(image) for image, _ in batch]).to(device)
+        tokens = tokenizer([caption for _, caption in batch]).to(device)
+        return model.encode_image(pixels), model.encode_text(tokens)
+
+    image, text = _embed_batches(model, encode, samples, batch_size, total, "embed pairs")
+    return image, text
+
+
+def embed_texts(
+    model: torch.nn.Module,
+    tokenizer: Callable[[list[str]], torch.Tensor],
+    captions: Sequence[str],
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """L2-normalised float32 text embeddings, one row per caption (model put in eval mode)."""
+    (text,) = _embed_batches(
+        model,
+        lambda batch: (model.encode_text(tokenizer(list(batch)).to(device)),),
+        captions,
+        batch_size,
+        len(captions),
+        "embed texts",
+    )
+    return text
+
+
+def embed_images(
+    model: torch.nn.Module,
+    preprocess: Callable[[Image.Image], torch.Tensor],
+    images: Iterable[Image.Image],
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    total: int | None = None,
+) -> np.ndarray:
+    """L2-normalised float32 image embeddings, one row per image (model put in eval mode)."""
+    import torch
+
+    (image,) = _embed_batches(
+        model,
+        lambda batch: (model.encode_image(torch.stack([preprocess(i) for i in batch]).to(device)),),
+        images,
+        batch_size,
+        total,
+        "embed images",
+    )
+    return image
+
+
+def _embed_batches(
+    model: torch.nn.Module,
+    encode: Callable[[list], tuple[torch.Tensor, ...]],
+    items: Iterable,
+    batch_size: int,
+    total: int | None,
+    desc: str,
+) -> tuple[np.ndarray, ...]:
+    """Run ``encode`` over ``items`` in batches; each output stream normalised and stacked."""
+    import torch
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
-    images, texts = [], []
-    samples = iter(samples)
-    with torch.inference_mode(), tqdm(total=total, desc="embed pairs", unit="pair") as progress:
-        while batch := list(islice(samples, batch_size)):
-            pixels = torch.stack([preprocess(image) for image, _ in batch]).to(device)
-            tokens = tokenizer([caption for _, caption in batch]).to(device)
-            images.append(torch.nn.functional.normalize(model.encode_image(pixels), dim=-1).cpu())
-            texts.append(torch.nn.functional.normalize(model.encode_text(tokens), dim=-1).cpu())
+    outputs: list[list[torch.Tensor]] = []
+    items = iter(items)
+    with torch.inference_mode(), tqdm(total=total, desc=desc, unit="row") as progress:
+        while batch := list(islice(items, batch_size)):
+            encoded = encode(batch)
+            outputs = outputs or [[] for _ in encoded]
+            for stream, features in zip(outputs, encoded, strict=True):
+                stream.append(torch.nn.functional.normalize(features, dim=-1).float().cpu())
             progress.update(len(batch))
-    if not images:
-        raise ValueError("embed_pairs: no samples to embed")
-    return (torch.cat(images).float().numpy(), torch.cat(texts).float().numpy())
+    if not outputs:
+        raise ValueError(f"{desc}: nothing to embed")
+    return tuple(torch.cat(stream).numpy() for stream in outputs)
 
 
 def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
@@ -120,3 +184,104 @@ def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np
     if index.shape != (image.shape[0],):
         raise ValueError(f"{path}: index has shape {index.shape}, expected ({image.shape[0]},)")
     return image, text, index
+
+
+def encoder_fingerprint(model_name: str, checkpoint: str | os.PathLike | None, seed: int) -> str:
+    """A short name for the frozen encoder, so cached embeddings of another one are never used.
+
+    From the checkpoint's bytes (sha256) when there is one, else from the random init's seed.
+    """
+    digest = hashlib.sha256(model_name.encode())
+    if checkpoint is None:
+        digest.update(f"seed={seed}".encode())
+    else:
+        with open(checkpoint, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def embed_shards(
+    model: torch.nn.Module,
+    preprocess: Callable[[Image.Image], torch.Tensor],
+    tokenizer: Callable[[list[str]], torch.Tensor],
+    pairs: pd.DataFrame,
+    shards_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`embed_pairs` over ``pairs`` one shard at a time, each shard's embeddings cached.
+
+    ``cache_dir`` (one per encoder: see :func:`encoder_fingerprint`) holds
+    ``<shard>.{image,text,index}.npy`` per shard; a shard whose cache holds exactly its rows'
+    url indices is read back instead of embedded, so a killed job resumes at the first shard it
+    had not finished, and new shards cost only themselves. Rows come back in ``pairs`` order.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    image = text = None
+    shards = list(dict.fromkeys(pairs["shard"]))
+    for number, shard in enumerate(shards, 1):
+        rows = np.flatnonzero((pairs["shard"] == shard).to_numpy())
+        index = pairs["index"].to_numpy()[rows].astype(np.int64)
+        cached = _read_shard_cache(cache_dir, shard, index)
+        if cached is None:
+            log.info("shard %d/%d %s: embedding %d pairs", number, len(shards), shard, len(rows))
+            cached = embed_pairs(
+                model,
+                preprocess,
+                tokenizer,
+                iter_shard_samples(pairs.iloc[rows], shards_dir),
+                batch_size,
+                device,
+                total=len(rows),
+            )
+            _write_shard_cache(cache_dir, shard, index, *cached)
+        else:
+            log.info(
+                "shard %d/%d %s: %d pairs from the cache", number, len(shards), shard, len(rows)
+            )
+        if image is None:
+            image = np.empty((len(pairs), cached[0].shape[1]), dtype=np.float32)
+            text = np.empty((len(pairs), cached[1].shape[1]), dtype=np.float32)
+        image[rows], text[rows] = cached
+    if image is None:
+        raise ValueError("embed_shards: no pairs to embed")
+    return image, text
+
+
+def _shard_cache_paths(cache_dir: Path, shard: str) -> dict[str, Path]:
+    stem = Path(shard).name.removesuffix(".tar")
+    return {key: cache_dir / f"{stem}.{key}.npy" for key in EMBEDDINGS_KEYS}
+
+
+def _read_shard_cache(
+    cache_dir: Path, shard: str, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shard's cached ``(image, text)``, or None when absent or not for these rows."""
+    paths = _shard_cache_paths(cache_dir, shard)
+    if not all(path.exists() for path in paths.values()):
+        return None
+    try:
+        arrays = {key: np.load(path, allow_pickle=False) for key, path in paths.items()}
+    except ValueError:  # a truncated or foreign file: embed again
+        return None
+    image, text = arrays["image"], arrays["text"]
+    if not np.array_equal(arrays["index"], index) or not len(image) == len(index) == len(text):
+        return None
+    return image, text
+
+
+def _write_shard_cache(
+    cache_dir: Path, shard: str, index: np.ndarray, image: np.ndarray, text: np.ndarray
+) -> None:
+    # index last: a cache is complete only once it matches, so a kill between writes is harmless
+    paths = _shard_cache_paths(cache_dir, shard)
+    for key, array in (("image", image), ("text", text), ("index", index)):
+
+        def write(tmp: Path, array: np.ndarray = array) -> None:
+            with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npy"
+                np.save(handle, array, allow_pickle=False)
+
+        write_with(paths[key], write)
