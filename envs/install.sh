@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade "pip>=24"
 .venv/bin/python -m pip install --quiet -c envs/constraints.txt -e ".[dev]"
+# LibAUC's GCLoss is the reference the SogCLR test compares with. Its wheel declares torch_geometric,
+# ogb, medmnist, opencv, ... for other modules; `libauc.losses` needs none of them.
+.venv/bin/python -m pip install --quiet --no-deps "libauc==2.0.1"
 # Arms clipflow's torchvision hook in every interpreter of the venv (see lib/clipflow/_torchvision_ops.py),
 # so third-party entry points (clip_benchmark, open_clip_train) import torchvision too.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
