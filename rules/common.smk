@@ -39,7 +39,9 @@ os.environ["PATH"] = os.pathsep.join(
 )
 
 
-RUNS = [name for name, settings in config["runs"].items() if settings.get("enabled", True)]
+RUNS = [
+    name for name, settings in config["runs"].items() if settings.get("enabled", True)
+]
 
 
 def script(name):
@@ -122,7 +124,9 @@ def mining_encoder():
     encoder = config["mining"]["encoder"]
     if "run" in encoder:
         if encoder["run"] not in RUNS:
-            raise ValueError(f"mining.encoder.run: {encoder['run']!r} is not an enabled run")
+            raise ValueError(
+                f"mining.encoder.run: {encoder['run']!r} is not an enabled run"
+            )
         return (
             run_settings(encoder["run"])["model"],
             f"{RESULTS}/runs/{encoder['run']}/model_final.pt",
@@ -130,10 +134,44 @@ def mining_encoder():
     return encoder["model"], encoder["checkpoint"]
 
 
+def shared_initial_weights():
+    """Run -> the first run that starts from the same weights (same model, pretrained, seed).
+
+    The trainer's starting point depends on nothing else, so the `init` checkpoint is evaluated
+    once per distinct start, and the report compares every run with its start's results.
+    """
+    first = {}
+    return {
+        run: first.setdefault(
+            tuple(
+                run_settings(run).get(key) for key in ("model", "pretrained", "seed")
+            ),
+            run,
+        )
+        for run in RUNS
+    }
+
+
 def evaluation_results():
-    return expand(
-        f"{RESULTS}/eval/{{run_name}}/{{weights}}/{{benchmark}}.json",
-        run_name=RUNS,
-        weights=CHECKPOINTS,
-        benchmark=BENCHMARKS,
-    )
+    starts = sorted(set(shared_initial_weights().values()), key=RUNS.index)
+    return [
+        *expand(
+            f"{RESULTS}/eval/{{run_name}}/init/{{benchmark}}.json",
+            run_name=starts,
+            benchmark=BENCHMARKS,
+        ),
+        *expand(
+            f"{RESULTS}/eval/{{run_name}}/final/{{benchmark}}.json",
+            run_name=RUNS,
+            benchmark=BENCHMARKS,
+        ),
+    ]
+
+
+def shared_init_arguments():
+    pairs = [
+        f"{run}={start}"
+        for run, start in shared_initial_weights().items()
+        if run != start
+    ]
+    return "--shared-init " + " ".join(pairs) if pairs else ""

@@ -1,9 +1,7 @@
 rule report:
     input:
         results=evaluation_results(),
-        train_logs=expand(
-            f"{RESULTS}/runs/{{run_name}}/train_log.csv", run_name=RUNS
-        ),
+        train_logs=expand(f"{RESULTS}/runs/{{run_name}}/train_log.csv", run_name=RUNS),
     output:
         csv=f"{RESULTS}/tables/summary.csv",
         markdown=f"{RESULTS}/tables/summary.md",
@@ -12,6 +10,7 @@ rule report:
         benchmark_plots=expand(
             f"{RESULTS}/plots/{{benchmark}}.png", benchmark=BENCHMARKS
         ),
+        comparison_plot=f"{RESULTS}/plots/comparison.png",
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -26,6 +25,8 @@ rule report:
         script=script("report.py"),
         tables_dir=lambda wildcards, output: Path(output.csv).parent,
         plots_dir=lambda wildcards, output: Path(output.loss_plot).parent,
+        shared_init=shared_init_arguments(),
     shell:
         "python {params.script:q} --results {input.results:q} --train-logs {input.train_logs:q}"
-        " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"
+        " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} {params.shared_init}"
+        " > {log:q} 2>&1"
