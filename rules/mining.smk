@@ -46,17 +46,24 @@ rule mine_hard_pairs:
         f"{RESULTS}/benchmarks/mine_hard_pairs.tsv"
     conda:
         "../envs/mining.yaml"
+    threads: resource("mining", "threads")
     resources:
-        **slurm_extra("default"),
-        mem_mb=resource("default", "mem_mb"),
-        runtime=resource("default", "runtime"),
+        **slurm_extra("mining"),
+        mem_mb=resource("mining", "mem_mb"),
+        runtime=resource("mining", "runtime"),
+        gpu=resource("mining", "gpus"),
     params:
         script=script("mine_hard_pairs.py"),
         topk=config["mining"]["topk"],
         index=config["mining"]["index"],
+        index_options=json.dumps(config["mining"]["index_options"]),
+        chunk_size=config["mining"]["chunk_size"],
+        recall_sample=config["mining"]["recall_sample"],
         dataset_name=DATASET_NAME,
     shell:
         "python {params.script:q} --embeddings {input.embeddings:q}"
-        " --topk {params.topk} --index {params.index:q} --dataset-name {params.dataset_name:q}"
+        " --topk {params.topk} --index {params.index:q} --index-options {params.index_options:q}"
+        " --chunk-size {params.chunk_size} --recall-sample {params.recall_sample}"
+        " --dataset-name {params.dataset_name:q}"
         " --output-csv {output.pairs:q} --output-dict {output.pairs_dict:q}"
         " --output-report {output.report:q} --output-plot {output.plot:q} > {log:q} 2>&1"

@@ -14,6 +14,7 @@ from clipflow.mining import (
     pair_scores,
     recall_at_k,
 )
+from clipflow.mining.search import faiss_gpus
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -146,3 +147,21 @@ def test_bad_input_names_the_field() -> None:
         mine_hard_pairs(np.ones((3, 4)), np.ones((2, 4)), 1)
     with pytest.raises(ValueError, match="'ivf' has no option.s. efSearch; known: nlist, nprobe"):
         mine_hard_pairs(np.eye(3), np.eye(3), 1, index="ivf", efSearch=3)
+
+
+def test_gpu_option_fails_clearly_without_a_gpu(clustered: tuple[np.ndarray, np.ndarray]) -> None:
+    if faiss_gpus():
+        pytest.skip("faiss sees a GPU here")
+    with pytest.raises(ValueError, match="use_gpu: faiss sees no GPU"):
+        mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=True)
+    cpu = mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=False)
+    assert np.array_equal(cpu, mine_hard_pairs(*clustered, 10, index="ivf"))
+
+
+@pytest.mark.gpu
+def test_ivf_on_gpu_matches_exact_search(clustered: tuple[np.ndarray, np.ndarray]) -> None:
+    if not faiss_gpus():
+        pytest.skip("faiss-cpu build: install faiss-gpu on the CUDA machine")
+    exact = mine_hard_pairs(*clustered, 10, index="flat")
+    on_gpu = mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=True)
+    assert recall_at_k(on_gpu, exact) >= 0.95
