@@ -3,13 +3,14 @@
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from clipflow.data.metadata import read_metadata
 from clipflow.logging_setup import setup_logging
-from clipflow.training import TrainConfig, TrainOutputs, train
+from clipflow.training import TrainConfig, TrainingPreempted, TrainOutputs, train
 
 
 def main() -> None:
@@ -37,9 +38,13 @@ def main() -> None:
     outputs = TrainOutputs(
         Path(args.model_init), Path(args.model_final), Path(args.log_csv), Path(args.log_jsonl)
     )
-    summary = train(
-        cfg, read_metadata(args.metadata), args.shards, args.checkpoint_dir, outputs, negatives
-    )
+    try:
+        summary = train(
+            cfg, read_metadata(args.metadata), args.shards, args.checkpoint_dir, outputs, negatives
+        )
+    except TrainingPreempted as stopped:
+        logging.warning("%s", stopped)
+        sys.exit(stopped.exit_code)
     logging.info("done: %s", summary)
 
 

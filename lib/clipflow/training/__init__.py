@@ -2,5 +2,6 @@
 
 from clipflow.training.config import TrainConfig
 from clipflow.training.loop import TrainOutputs, train
+from clipflow.training.preemption import TrainingPreempted
 
-__all__ = ["TrainConfig", "TrainOutputs", "train"]
+__all__ = ["TrainConfig", "TrainOutputs", "TrainingPreempted", "train"]

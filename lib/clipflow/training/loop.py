@@ -4,7 +4,8 @@ Resume contract: everything a run needs to continue lives in ``checkpoint_dir/la
 optimizer, scheduler, loss state such as SogCLR's per-sample averages, position in the epoch, RNG
 state and the log so far). The workflow keeps ``checkpoint_dir`` outside the rule's outputs, so a
 killed or failed job is rerun from there instead of from scratch; only the final model and the log
-are outputs.
+are outputs. On SIGTERM or SIGUSR1 (``training/preemption.py``) the run checkpoints after the step
+in flight and raises ``TrainingPreempted``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from clipflow.losses.heads import EMATarget
 from clipflow.models import create_model, load_checkpoint, save_checkpoint
 from clipflow.training.config import TrainConfig
 from clipflow.training.extras import build_extras, dataset_options_for
+from clipflow.training.preemption import StopSignals, TrainingPreempted
 from clipflow.training.sampling import EpochBatches, build_run_sampler
 from clipflow.training.schedule import cosine_with_warmup
 
@@ -203,61 +205,65 @@ def train(
         )
 
     model.train()
-    while epoch < cfg.epochs:
-        batches = resumed_batches or epoch_batches(epoch)
-        resumed_batches = None
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_sampler=batches[step_in_epoch:],
-            num_workers=cfg.num_workers,
-            # Its own generator: creating the iterator must not draw from the global RNG, or a run
-            # resumed mid-epoch would augment differently from an unbroken one.
-            generator=torch.Generator().manual_seed(cfg.seed + epoch),
-        )
-        progress = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            initial=step_in_epoch,
-            total=steps_per_epoch,
-            mininterval=5.0,
-        )
-        for batch in progress:
-            started = time.perf_counter()
-            images = batch["image"].to(device, non_blocking=True)
-            texts = batch["text"].to(device, non_blocking=True)
-            out = model(images, texts)
-            image_features, text_features, logit_scale = out[0], out[1], out[2]
-            extras = build_extras(loss_fn, model, batch, device, target)
-            terms = loss_fn(image_features, text_features, logit_scale, **extras)
-            total = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_fn.on_train_step_end()
-            if target is not None:
-                target.update(model)
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
-            step_in_epoch += 1
-            elapsed = time.perf_counter() - started
-            rows.append(
-                {
-                    "epoch": epoch + 1,
-                    "step": len(rows) + 1,
-                    "lr": scheduler.get_last_lr()[0],
-                    "loss": total.item(),
-                    **{k: v.item() for k, v in terms.items()},
-                    "logit_scale": logit_scale.item(),
-                    "samples_per_s": len(images) / elapsed,
-                }
+    with StopSignals() as stop:
+        while epoch < cfg.epochs:
+            batches = resumed_batches or epoch_batches(epoch)
+            resumed_batches = None
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=batches[step_in_epoch:],
+                num_workers=cfg.num_workers,
+                # Its own generator: creating the iterator must not draw from the global RNG, or a
+                # run resumed mid-epoch would augment differently from an unbroken one.
+                generator=torch.Generator().manual_seed(cfg.seed + epoch),
             )
-            progress.set_postfix(loss=f"{total.item():.3f}", refresh=False)
-            if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
-                save_state(epoch, step_in_epoch)
-        epoch, step_in_epoch = epoch + 1, 0
-        save_state(epoch, 0)
-        log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
+            progress = tqdm(
+                loader,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                initial=step_in_epoch,
+                total=steps_per_epoch,
+                mininterval=5.0,
+            )
+            for batch in progress:
+                started = time.perf_counter()
+                images = batch["image"].to(device, non_blocking=True)
+                texts = batch["text"].to(device, non_blocking=True)
+                out = model(images, texts)
+                image_features, text_features, logit_scale = out[0], out[1], out[2]
+                extras = build_extras(loss_fn, model, batch, device, target)
+                terms = loss_fn(image_features, text_features, logit_scale, **extras)
+                total = sum(terms.values())
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_fn.on_train_step_end()
+                if target is not None:
+                    target.update(model)
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
+                step_in_epoch += 1
+                elapsed = time.perf_counter() - started
+                rows.append(
+                    {
+                        "epoch": epoch + 1,
+                        "step": len(rows) + 1,
+                        "lr": scheduler.get_last_lr()[0],
+                        "loss": total.item(),
+                        **{k: v.item() for k, v in terms.items()},
+                        "logit_scale": logit_scale.item(),
+                        "samples_per_s": len(images) / elapsed,
+                    }
+                )
+                progress.set_postfix(loss=f"{total.item():.3f}", refresh=False)
+                if stop.received is not None:
+                    save_state(epoch, step_in_epoch)
+                    raise TrainingPreempted(stop.received, epoch, step_in_epoch)
+                if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
+                    save_state(epoch, step_in_epoch)
+            epoch, step_in_epoch = epoch + 1, 0
+            save_state(epoch, 0)
+            log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
 
     save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
     _write_logs(rows, outputs)
