@@ -27,8 +27,10 @@ from tqdm import tqdm
 from clipflow.data.shards import PairsDataset
 from clipflow.io import write_with
 from clipflow.losses import LOSSES, build_loss
+from clipflow.losses.distributed import average_gradients
 from clipflow.losses.heads import EMATarget
 from clipflow.models import create_model, load_checkpoint, save_checkpoint
+from clipflow.training import distributed
 from clipflow.training.config import TrainConfig
 from clipflow.training.extras import build_extras, dataset_options_for
 from clipflow.training.preemption import StopSignals, TrainingPreempted
@@ -84,7 +86,19 @@ def _write_logs(rows: list[dict[str, Any]], outputs: TrainOutputs) -> None:
     )
 
 
-def _resumable_state(latest: Path, cfg: TrainConfig, device: torch.device) -> dict | None:
+def _agreed_signal(received: int | None, ranks: distributed.Distributed) -> int | None:
+    """A stop signal any rank received, seen by all ranks at the same step (else the ranks'
+    collectives would part ways: one checkpointing, another waiting in the next step)."""
+    if ranks.world_size == 1:
+        return received
+    flag = torch.tensor([received or 0])
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return int(flag) or None
+
+
+def _resumable_state(
+    latest: Path, cfg: TrainConfig, device: torch.device, is_main: bool
+) -> dict | None:
     """The checkpoint to resume from, if ``latest`` exists and was written by the same settings.
 
     A checkpoint of other settings (the config changed, so the workflow reruns the job) is kept
@@ -100,7 +114,8 @@ def _resumable_state(latest: Path, cfg: TrainConfig, device: torch.device) -> di
         return state
     changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     stale = latest.with_name(latest.name + ".stale")
-    latest.replace(stale)
+    if is_main:
+        latest.replace(stale)
     log.warning("%s has other settings (%s): moved to %s, starting over", latest, changed, stale)
     return None
 
@@ -113,14 +128,38 @@ def train(
     outputs: TrainOutputs,
     negatives: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` on the pairs of ``metadata``, resuming from ``checkpoint_dir`` if possible."""
+    """Train ``cfg`` on the pairs of ``metadata``, resuming from ``checkpoint_dir`` if possible.
+
+    Under ``torchrun`` or ``srun`` with several processes, each rank trains on its share of every
+    step's batch (``training/distributed.py``); the losses see the gathered global batch, and
+    only rank 0 writes files.
+    """
     torch.set_num_threads(cfg.threads)
     checkpoint_dir = Path(checkpoint_dir)
+    ranks = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks)
+    finally:
+        if ranks.initialised_here:
+            torch.distributed.destroy_process_group()
+
+
+def _train(
+    cfg: TrainConfig,
+    metadata: pd.DataFrame,
+    shards_dir: str | Path,
+    checkpoint_dir: Path,
+    outputs: TrainOutputs,
+    negatives: pd.DataFrame | None,
+    ranks: distributed.Distributed,
+) -> dict[str, Any]:
     device = torch.device(cfg.device)
+    if device.type == "cuda" and ranks.world_size > 1:
+        device = torch.device("cuda", ranks.local_rank)
     bundle = create_model(cfg.model, cfg.pretrained, device=device, seed=cfg.seed)
     model = bundle.model
-    # Written before any step: the starting point (random or pretrained) benchmarks compare to.
-    save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
+    if ranks.is_main:  # the starting point (random or pretrained) benchmarks compare to
+        save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
 
     loss_params = dict(cfg.loss_params)
     accepted = inspect.signature(LOSSES.get(cfg.loss)).parameters
@@ -161,7 +200,7 @@ def train(
 
     epoch, step_in_epoch, rows, resumed_batches = 0, 0, [], None
     latest = checkpoint_dir / LATEST
-    state = _resumable_state(latest, cfg, device)
+    state = _resumable_state(latest, cfg, device, ranks.is_main)
     if state is not None:
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
@@ -170,10 +209,16 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step_in_epoch, rows = state["epoch"], state["step_in_epoch"], state["log"]
+        if len(state["ranks"]) != ranks.world_size:
+            raise ValueError(
+                f"{latest}: written by {len(state['ranks'])} process(es), resumed with "
+                f"{ranks.world_size}; resume with the same number"
+            )
+        own = state["ranks"][ranks.rank]
         if step_in_epoch:
-            resumed_batches = state["epoch_batches"].tolist()
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+            resumed_batches = own["epoch_batches"].tolist()
+        torch.set_rng_state(own["torch_rng"])
+        random.setstate(own["python_rng"])
         log.info("resumed from %s at epoch %d step %d", latest, epoch, step_in_epoch)
     else:
         torch.manual_seed(cfg.seed)
@@ -185,6 +230,18 @@ def train(
     batches: list[list[int]] = []
 
     def save_state(at_epoch: int, at_step: int) -> None:
+        # per rank: its batches (mid-epoch, the rest of the epoch is replayed from them,
+        # training/sampling.py) and its RNG streams (each rank augments its own samples)
+        per_rank = distributed.gather_objects(
+            {
+                "epoch_batches": torch.tensor(batches) if at_step else torch.empty(0),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+            },
+            ranks,
+        )
+        if not ranks.is_main:
+            return
         save_checkpoint(
             {
                 "model": model.state_dict(),
@@ -194,11 +251,8 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "epoch": at_epoch,
                 "step_in_epoch": at_step,
-                # mid-epoch, the rest of the epoch is replayed from these (training/sampling.py)
-                "epoch_batches": torch.tensor(batches) if at_step else torch.empty(0),
+                "ranks": per_rank,
                 "log": rows,
-                "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
                 "config": json.loads(json.dumps(asdict(cfg))),
             },
             latest,
@@ -234,7 +288,14 @@ def train(
                 terms = loss_fn(image_features, text_features, logit_scale, **extras)
                 total = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                # Each rank's loss reaches only its own shard's features (losses/distributed.py);
+                # scaled by the world size, the ranks' mean gradient is the global batch's, as in
+                # one process. Averaged by hand rather than by DistributedDataParallel, whose
+                # hooks expect one forward per step: CL2L's views and BYOLIP's targets run more.
+                (total * ranks.world_size).backward()
+                if ranks.world_size > 1:
+                    average_gradients(model)
+                    average_gradients(loss_fn.heads)
                 optimizer.step()
                 scheduler.step()
                 loss_fn.on_train_step_end()
@@ -252,19 +313,21 @@ def train(
                         "loss": total.item(),
                         **{k: v.item() for k, v in terms.items()},
                         "logit_scale": logit_scale.item(),
-                        "samples_per_s": len(images) / elapsed,
+                        "samples_per_s": len(images) * ranks.world_size / elapsed,
                     }
                 )
                 progress.set_postfix(loss=f"{total.item():.3f}", refresh=False)
-                if stop.received is not None:
+                received = _agreed_signal(stop.received, ranks)
+                if received is not None:
                     save_state(epoch, step_in_epoch)
-                    raise TrainingPreempted(stop.received, epoch, step_in_epoch)
+                    raise TrainingPreempted(received, epoch, step_in_epoch)
                 if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
                     save_state(epoch, step_in_epoch)
             epoch, step_in_epoch = epoch + 1, 0
             save_state(epoch, 0)
             log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
 
-    save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
-    _write_logs(rows, outputs)
+    if ranks.is_main:
+        save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
+        _write_logs(rows, outputs)
     return {"steps": len(rows), "final_loss": rows[-1]["loss"] if rows else None}
