@@ -290,7 +290,7 @@ def ivf_search(
     queries: np.ndarray,
     chunk_size: int,
     nlist: int | None = None,
-    nprobe: int = 4,
+    nprobe: int = 3,
     candidates: int | None = None,
     both_signs: bool = True,
     use_gpu: bool | None = None,
@@ -303,8 +303,10 @@ def ivf_search(
     ``nlist`` defaults to 4·√N, capped so k-means has 39 points per list (faiss's minimum);
     ``candidates`` (per sign) to 2·topk + 1. IVF relies on cluster structure, which encoder
     embeddings have; on structureless (isotropic) vectors raise ``nprobe`` towards ``nlist``.
-    ``nprobe`` 4 (benchmarks/mining_speed.py, clustered 512-d pairs, top-20, one thread): at
-    N = 100k, 5.2× faster than ``flat`` at recall@10 0.9998; 16 gave 2.1× at 1.0000.
+    Defaults measured with benchmarks/mining_speed.py (clustered 512-d pairs, top-20, one thread;
+    results in benchmarks/results/mining_speed.100k-defaults.*): at N = 100k, ``nprobe`` 3 with
+    2·topk + 1 candidates ran 7.0× faster than ``flat`` at recall@10 0.9997 (``nprobe`` 4: 5.8×
+    at 0.9998; the earlier 4 with 4·topk + 1 candidates: 4.9–5.3× at 0.9998).
     """
 
     def build(z: np.ndarray) -> faiss.Index:
