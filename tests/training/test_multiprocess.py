@@ -4,23 +4,12 @@ import json
 import subprocess
 
 import pandas as pd
-import pytest
 import torch
 
-from clipflow.data.metadata import build_metadata
-from clipflow.io import write_with
 from clipflow.models import load_checkpoint
 from tests.conftest import PYTHON, REPO
 
 RUN = {"epochs": 2, "lr": 5e-4, "warmup_steps": 2, "seed": 3, "loss": "clip"}
-
-
-@pytest.fixture(scope="module")
-def metadata_file(tiny_download, tmp_path_factory):
-    path = tmp_path_factory.mktemp("meta") / "pairs.parquet"
-    frame = build_metadata(tiny_download["shards"])
-    write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    return path
 
 
 def _train(launcher, out, metadata, shards, batch_size):

@@ -7,16 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from clipflow.data.metadata import build_metadata
 from clipflow.models import load_checkpoint
 from clipflow.training import TrainConfig, TrainingPreempted, TrainOutputs, loop, train
 
 CONFIG = dict(epochs=2, batch_size=16, warmup_steps=2, lr=5e-4, seed=5, threads=1)
-
-
-@pytest.fixture(scope="module")
-def metadata(tiny_download):
-    return build_metadata(tiny_download["shards"])
 
 
 def _outputs(root):

@@ -10,8 +10,6 @@ import pandas as pd
 import pytest
 import torch
 
-from clipflow.data.metadata import build_metadata
-from clipflow.io import write_with
 from clipflow.models import load_checkpoint
 from tests.conftest import PYTHON, REPO
 
@@ -57,14 +55,6 @@ def _train_command(tmp, metadata, shards, name, run):
         "--threads",
         "1",
     ], out
-
-
-@pytest.fixture(scope="module")
-def metadata_file(tiny_download, tmp_path_factory):
-    path = tmp_path_factory.mktemp("meta") / "pairs.parquet"
-    frame = build_metadata(tiny_download["shards"])
-    write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    return path
 
 
 @pytest.mark.parametrize("sampler", [{}, SIMCLIP_ONLINE], ids=["random", "similarity_clusters"])

@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 import torch
 
-from clipflow.data.metadata import build_metadata
 from clipflow.losses import LOSSES
 from clipflow.models import load_checkpoint
 from clipflow.negatives import generate_for_table
@@ -21,8 +20,7 @@ LOSS_PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def data(tiny_download):
-    metadata = build_metadata(tiny_download["shards"])
+def data(metadata):
     negatives = generate_for_table(metadata["caption"], caption_index=metadata["index"], seed=0)
     return metadata, negatives
 

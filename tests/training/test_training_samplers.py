@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from clipflow.data.metadata import build_metadata
 from clipflow.data.samplers import HardPairBatches
 from clipflow.mining import write_helip_outputs
 from clipflow.mining.embed import embed_texts
@@ -17,11 +16,6 @@ from clipflow.models import create_model
 from clipflow.training import TrainConfig, TrainOutputs, sampling, train
 
 BATCH = 16
-
-
-@pytest.fixture(scope="module")
-def metadata(tiny_download):
-    return build_metadata(tiny_download["shards"])
 
 
 @pytest.fixture
