@@ -24,6 +24,18 @@ def write_id_image(path: Path, image_id: int) -> Path:
     return path
 
 
+def write_id_strips(path: Path, image_ids: Sequence[int], width: int = 16) -> Path:
+    """A JPEG of side-by-side ``width``-pixel strips, strip ``k`` encoding ``image_ids[k]``, so a
+    crop's embedding says which strip it starts in. Strips are whole 8x8 JPEG blocks and chroma
+    is not subsampled, so each strip decodes to its own colour."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (width * len(image_ids), width))
+    for k, image_id in enumerate(image_ids):
+        image.paste((image_id * ID_STEP, 128, 128), (k * width, 0, (k + 1) * width, width))
+    image.save(path, "JPEG", quality=95, subsampling=0)
+    return path
+
+
 def write_noise_image(path: Path, seed: int, size: int = 40) -> Path:
     """A random-noise JPEG, distinct per ``seed`` (for real, randomly initialised models)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,18 +50,29 @@ def id_preprocess(image: Image.Image) -> torch.Tensor:
 
 
 class LookupModel(torch.nn.Module):
-    """CLIP stand-in whose embeddings are given: per image id, and per text string."""
+    """CLIP stand-in whose embeddings are given: per image id, and per text string.
+
+    With ``default_text``, a text not in ``text_vectors`` embeds to it (texts a benchmark makes
+    up, such as ARO's perturbations); without, an unknown text is a ``KeyError``.
+    """
 
     def __init__(
-        self, image_vectors: Sequence[Sequence[float]], text_vectors: Mapping[str, Sequence[float]]
+        self,
+        image_vectors: Sequence[Sequence[float]],
+        text_vectors: Mapping[str, Sequence[float]],
+        default_text: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        rows = [*text_vectors.values(), *([default_text] if default_text is not None else [])]
         self.register_buffer("image_table", torch.tensor(image_vectors, dtype=torch.float32))
-        self.register_buffer("text_table", torch.tensor(list(text_vectors.values())))
+        self.register_buffer("text_table", torch.tensor(rows, dtype=torch.float32))
         self.text_ids = {text: index for index, text in enumerate(text_vectors)}
+        self.default_id = len(text_vectors) if default_text is not None else None
 
     def tokenizer(self, texts: list[str]) -> torch.Tensor:
-        return torch.tensor([[self.text_ids[text]] for text in texts])
+        if self.default_id is None:
+            return torch.tensor([[self.text_ids[text]] for text in texts])
+        return torch.tensor([[self.text_ids.get(text, self.default_id)] for text in texts])
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.image_table[images[:, 0, 0, 0].round().long()]

@@ -98,3 +98,79 @@ def test_bad_input_is_one_line(monkeypatch, capsys, tmp_path: Path, extra, messa
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("evaluate.py: error:") and message in err[-1]
     assert not (tmp_path / "out.json").exists()
+
+
+def make_vg_relation(root: Path) -> Path:
+    """ARO's VG-Relation: a one-line JSON list, boxes cropping 40x40 noise images."""
+    for i in range(2):
+        write_noise_image(root / "images" / f"{2410049 + i}.jpg", seed=10 + i)
+    records = [
+        {
+            "image_id": str(2410049 + k % 2),
+            "true_caption": f"the dog {k} is on the table",
+            "false_caption": f"the table is on the dog {k}",
+            "relation_info": {"object": "227262", "name": relation},
+            "primary_object_id": "227260",
+            "primary_object_name": f"dog {k}",
+            "bbox_x": 2 * k,
+            "bbox_y": k,
+            "bbox_w": 30 - 2 * k,
+            "bbox_h": 25,
+            "relation_name": relation,
+            "image_path": f"{2410049 + k % 2}.jpg",
+        }
+        for k, relation in enumerate(["on", "on", "wearing", "under", "wearing", "next to"])
+    ]
+    (root / "visual_genome_relation.json").write_text(json.dumps(records))
+    return root
+
+
+def test_aro_vg_relation_from_the_command_line(monkeypatch, tmp_path: Path) -> None:
+    root = make_vg_relation(tmp_path / "aro")
+    output = tmp_path / "out" / "aro_vg_relation.json"
+    run_script(
+        monkeypatch,
+        *("--benchmark", "aro_vg_relation", "--data-root", str(root)),
+        *("--model", "clipflow-tiny-vit", "--output", str(output), "--batch-size", "4"),
+        *("--option", "exclude_symmetric=false"),
+    )
+    result = json.loads(output.read_text())
+    bundle = create_model(
+        "clipflow-tiny-vit", seed=0
+    )  # what the script builds without --pretrained
+    expected = evaluate(
+        "aro_vg_relation",
+        bundle.model,
+        bundle.preprocess_val,
+        bundle.tokenizer,
+        root,
+        batch_size=4,
+        exclude_symmetric=False,
+    )
+    assert set(expected) == {"macro_accuracy", "micro_accuracy"}
+    assert result == {
+        "dataset": "aro_vg_relation",
+        "model": "clipflow-tiny-vit",
+        "pretrained": None,
+        "task": "image_caption_selection",
+        "metrics": pytest.approx(expected, abs=1e-6),
+        "language": "en",
+    }
+
+
+def test_malformed_aro_file_is_one_line(monkeypatch, capsys, tmp_path: Path) -> None:
+    root = make_vg_relation(tmp_path / "aro")
+    path = root / "visual_genome_relation.json"
+    records = json.loads(path.read_text())
+    del records[0]["bbox_w"]
+    path.write_text(json.dumps(records))
+    with pytest.raises(SystemExit) as exit_:
+        run_script(
+            monkeypatch,
+            *("--benchmark", "aro_vg_relation", "--data-root", str(root)),
+            *("--model", "clipflow-tiny-vit", "--output", str(tmp_path / "out.json")),
+        )
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"evaluate.py: error: {path}: [0].bbox_w: missing"
+    assert not (tmp_path / "out.json").exists()

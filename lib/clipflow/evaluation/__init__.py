@@ -8,13 +8,28 @@ Benchmarks live in the ``BENCHMARKS`` registry (``clipflow.registry.Registry``) 
   ``mean_per_class_recall`` (:mod:`clipflow.evaluation.zeroshot`);
 - ``coco_retrieval``, ``flickr30k_retrieval``: Karpathy or BLIP caption files,
   ``{image,text}_retrieval_recall@k`` (:mod:`clipflow.evaluation.retrieval`);
-- ``sugarcrepe``: per-subset accuracy and means (:mod:`clipflow.evaluation.sugarcrepe`).
+- ``sugarcrepe``: per-subset accuracy and means (:mod:`clipflow.evaluation.sugarcrepe`);
+- ``cifar10``, ``cifar100``: torchvision's pickled batches, zero-shot like
+  ``imagefolder_zeroshot`` with CLIP's CIFAR templates (:mod:`clipflow.evaluation.cifar`);
+- ``aro_vg_relation``, ``aro_vg_attribution`` (``macro_accuracy``, ``micro_accuracy``) and
+  ``aro_coco_order``, ``aro_flickr_order`` (``Precision@1``) (:mod:`clipflow.evaluation.aro`);
+- ``valse``: ``acc_r`` per piece and their mean (:mod:`clipflow.evaluation.valse`);
+- ``vl_checklist``: accuracy per file, dimension and type, their mean ``acc`` and the number
+  of ``ties`` (:mod:`clipflow.evaluation.vl_checklist`).
 
 A new benchmark is a module that registers one more entry and is imported here. Embeddings
 come from :class:`Encoder`, so benchmark code never touches batching or devices.
 """
 
-from clipflow.evaluation import retrieval, sugarcrepe, zeroshot  # noqa: F401  (registration)
+from clipflow.evaluation import (  # noqa: F401  (registration)
+    aro,
+    cifar,
+    retrieval,
+    sugarcrepe,
+    valse,
+    vl_checklist,
+    zeroshot,
+)
 from clipflow.evaluation.benchmark import (
     BENCHMARKS,
     Benchmark,

@@ -12,6 +12,7 @@ import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,10 @@ def check_images(images: Sequence[Path], fields: Sequence[str], source: Path) ->
     for image, field in zip(images, fields, strict=True):
         if not image.is_file():
             raise BenchmarkDataError(source, field, f"image file not found: {image}")
+
+
+def packaged_lines(name: str) -> list[str]:
+    """Non-empty lines of a list shipped in ``clipflow/evaluation/data`` (templates, ARO's
+    symmetric relations)."""
+    text = resources.files("clipflow.evaluation").joinpath("data", name).read_text()
+    return [line for line in text.splitlines() if line.strip()]

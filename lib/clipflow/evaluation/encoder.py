@@ -24,13 +24,22 @@ from torch.utils.data import DataLoader, Dataset
 from clipflow.evaluation.benchmark import BenchmarkDataError
 from clipflow.io import write_with
 
+Box = tuple[float, float, float, float]
+"""A crop as ``(x, y, width, height)`` in pixels (ARO's ``bbox_x/y/w/h``)."""
+
 
 class _ImageFiles(Dataset):
-    """Image files through the model's eval transform, read as RGB."""
+    """Image files through the model's eval transform, read as RGB and optionally cropped."""
 
-    def __init__(self, paths: Sequence[Path], preprocess: Callable[[Image.Image], Any]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        preprocess: Callable[[Image.Image], Any],
+        boxes: Sequence[Box] | None = None,
+    ) -> None:
         self.paths = list(paths)
         self.preprocess = preprocess
+        self.boxes = None if boxes is None else list(boxes)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -39,9 +48,27 @@ class _ImageFiles(Dataset):
         path = self.paths[index]
         try:
             with Image.open(path) as image:
-                return self.preprocess(image.convert("RGB"))
+                rgb = image.convert("RGB")
         except OSError as error:
             raise BenchmarkDataError(path, "image", f"cannot be read ({error})") from None
+        if self.boxes is not None:
+            x, y, width, height = self.boxes[index]
+            rgb = rgb.crop((x, y, x + width, y + height))
+        return self.preprocess(rgb)
+
+
+class _Pixels(Dataset):
+    """In-memory ``(N, H, W, 3)`` uint8 images (CIFAR's batches) through the eval transform."""
+
+    def __init__(self, pixels: np.ndarray, preprocess: Callable[[Image.Image], Any]) -> None:
+        self.pixels = pixels
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.preprocess(Image.fromarray(self.pixels[index]))
 
 
 class Encoder:
@@ -80,21 +107,29 @@ class Encoder:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._model_digest: str | None = None
 
-    def encode_images(self, paths: Sequence[Path]) -> torch.Tensor:
-        """Embed the image files at ``paths``."""
-        keys = [str(Path(path).resolve()) for path in paths]
-        return self._cached("images", keys, lambda: self._run_images(paths))
+    def encode_images(
+        self, paths: Sequence[Path], boxes: Sequence[Box] | None = None
+    ) -> torch.Tensor:
+        """Embed the image files at ``paths``, each cropped to its box when ``boxes`` is given
+        (the crop happens before the eval transform, as ARO's loaders do)."""
+        keys: list[Any] = [str(Path(path).resolve()) for path in paths]
+        if boxes is not None:
+            keys = [[key, list(box)] for key, box in zip(keys, boxes, strict=True)]
+        return self._cached(
+            "images", keys, lambda: self._run(_ImageFiles(paths, self.preprocess, boxes))
+        )
+
+    def encode_pixels(self, pixels: np.ndarray) -> torch.Tensor:
+        """Embed in-memory ``(N, H, W, 3)`` uint8 images; cached under a hash of the pixels."""
+        key = [hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(), pixels.shape]
+        return self._cached("pixels", key, lambda: self._run(_Pixels(pixels, self.preprocess)))
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Embed ``texts``."""
         return self._cached("texts", list(texts), lambda: self._run_texts(texts))
 
-    def _run_images(self, paths: Sequence[Path]) -> torch.Tensor:
-        loader = DataLoader(
-            _ImageFiles(paths, self.preprocess),
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-        )
+    def _run(self, images: Dataset) -> torch.Tensor:
+        loader = DataLoader(images, batch_size=self.batch_size, num_workers=self.num_workers)
         return self._embed(self.model.encode_image, loader)
 
     def _run_texts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -114,7 +149,7 @@ class Encoder:
         return torch.cat(outputs)
 
     def _cached(
-        self, kind: str, inputs: list[str], compute: Callable[[], torch.Tensor]
+        self, kind: str, inputs: list[Any], compute: Callable[[], torch.Tensor]
     ) -> torch.Tensor:
         if self.cache_dir is None:
             return compute()

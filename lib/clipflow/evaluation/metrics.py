@@ -69,16 +69,40 @@ def _recall(scores: torch.Tensor, positives: torch.Tensor, k: int) -> float:
     return positives.gather(1, top).any(dim=1).float().mean().item()
 
 
+def pair_scores(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each image row with the text row beside it."""
+    return (image_embeddings * text_embeddings).sum(dim=1)
+
+
+def selection_correct(
+    image_embeddings: torch.Tensor,
+    positive_embeddings: torch.Tensor,
+    negative_embeddings: torch.Tensor,
+) -> torch.Tensor:
+    """Per row, whether the positive caption scores strictly above the negative one.
+
+    A tie counts as wrong (SugarCrepe's ``main_eval.py``, ARO's VG tasks, VALSE's ``acc_r``,
+    VL-CheckList's ITC; CLIP_benchmark's argmax would count it right).
+    """
+    return pair_scores(image_embeddings, positive_embeddings) > pair_scores(
+        image_embeddings, negative_embeddings
+    )
+
+
 def selection_accuracy(
     image_embeddings: torch.Tensor,
     positive_embeddings: torch.Tensor,
     negative_embeddings: torch.Tensor,
 ) -> float:
-    """Share of rows where the positive caption scores strictly above the negative one.
+    """Share of rows where the positive caption scores strictly above the negative one."""
+    correct = selection_correct(image_embeddings, positive_embeddings, negative_embeddings)
+    return correct.float().mean().item()
 
-    A tie counts as wrong (SugarCrepe's ``main_eval.py``; CLIP_benchmark's argmax would count
-    it right).
+
+def first_option_correct(scores: torch.Tensor) -> torch.Tensor:
+    """Per row of ``(N, K)`` image-caption scores, whether option 0 scores highest.
+
+    Ties go to option 0, as ARO's ``argmax(...) == 0`` does for COCO/Flickr-Order, where a
+    perturbation can leave a short caption unchanged.
     """
-    positive = (image_embeddings * positive_embeddings).sum(dim=1)
-    negative = (image_embeddings * negative_embeddings).sum(dim=1)
-    return (positive > negative).float().mean().item()
+    return scores[:, 0] >= scores.max(dim=1).values

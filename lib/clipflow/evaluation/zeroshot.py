@@ -12,13 +12,17 @@ ImageNet templates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from clipflow.evaluation.benchmark import BENCHMARKS, Benchmark, BenchmarkDataError
+from clipflow.evaluation.benchmark import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkDataError,
+    packaged_lines,
+)
 from clipflow.evaluation.encoder import Encoder
 from clipflow.evaluation.metrics import class_embeddings, classification_metrics
 
@@ -37,8 +41,7 @@ class ImageFolderData:
 
 def default_templates() -> list[str]:
     """CLIP's 80 ImageNet prompt templates (CLIP_benchmark's ``imagenet1k`` list, same order)."""
-    text = resources.files("clipflow.evaluation").joinpath("data", DEFAULT_TEMPLATES).read_text()
-    return [line for line in text.splitlines() if line.strip()]
+    return packaged_lines(DEFAULT_TEMPLATES)
 
 
 def read_lines(path: Path) -> list[str]:
