@@ -7,11 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
+from clipflow.io import encoder_fingerprint
 from clipflow.logging_setup import setup_logging
 from clipflow.mining import (
     embed_pairs,
     embed_shards,
-    encoder_fingerprint,
     iter_shard_samples,
     read_pairs,
     save_embeddings,

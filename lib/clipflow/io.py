@@ -1,7 +1,9 @@
-"""Atomic writers for the files that rules declare as outputs."""
+"""Atomic writers for the files that rules declare as outputs, and cache keys for the files
+that stay outside them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -40,3 +42,18 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def encoder_fingerprint(model_name: str, checkpoint: str | os.PathLike | None, seed: int) -> str:
+    """A short name for the frozen encoder, so cached embeddings of another one are never used.
+
+    From the checkpoint's bytes (sha256) when there is one, else from the random init's seed.
+    """
+    digest = hashlib.sha256(model_name.encode())
+    if checkpoint is None:
+        digest.update(f"seed={seed}".encode())
+    else:
+        with open(checkpoint, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]

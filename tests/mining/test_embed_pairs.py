@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from clipflow.data.synthetic import random_scene, render_scene
+from clipflow.io import encoder_fingerprint
 from clipflow.mining import (
     embed_pairs,
     embed_shards,
-    encoder_fingerprint,
     iter_shard_samples,
     load_embeddings,
     read_hard_sample_csv,

@@ -8,7 +8,6 @@ HELIP's product score with an exact or approximate faiss strategy (:data:`MINING
 from clipflow.mining.embed import (
     embed_pairs,
     embed_shards,
-    encoder_fingerprint,
     iter_shard_samples,
     load_embeddings,
     read_pairs,
@@ -32,7 +31,6 @@ __all__ = [
     "MINING_INDEXES",
     "embed_pairs",
     "embed_shards",
-    "encoder_fingerprint",
     "hard_pair_scores",
     "iter_shard_samples",
     "load_embeddings",

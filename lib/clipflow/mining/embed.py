@@ -7,7 +7,6 @@ and ``text`` (float32, L2-normalised, row i = pair i) and ``index`` (int64 url i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -184,21 +183,6 @@ def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np
     if index.shape != (image.shape[0],):
         raise ValueError(f"{path}: index has shape {index.shape}, expected ({image.shape[0]},)")
     return image, text, index
-
-
-def encoder_fingerprint(model_name: str, checkpoint: str | os.PathLike | None, seed: int) -> str:
-    """A short name for the frozen encoder, so cached embeddings of another one are never used.
-
-    From the checkpoint's bytes (sha256) when there is one, else from the random init's seed.
-    """
-    digest = hashlib.sha256(model_name.encode())
-    if checkpoint is None:
-        digest.update(f"seed={seed}".encode())
-    else:
-        with open(checkpoint, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def embed_shards(
