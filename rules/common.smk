@@ -52,7 +52,8 @@ def script(name):
 def run_settings(run):
     """The run's training settings: `train` defaults overridden by `runs.<run>`."""
     settings = {**config["train"], **config["runs"][run]}
-    settings.pop("enabled", None)
+    for workflow_only in ("enabled", "published_as"):
+        settings.pop(workflow_only, None)
     return settings
 
 
@@ -175,3 +176,23 @@ def shared_init_arguments():
         if run != start
     ]
     return "--shared-init " + " ".join(pairs) if pairs else ""
+
+
+def published_arguments():
+    """The report's `--reference` and `--published-as` pairs, from config."""
+    references = [
+        f"{name}={settings['published']}"
+        for name, settings in BENCHMARKS.items()
+        if "published" in settings
+    ]
+    reproduces = [
+        f"{run}={config['runs'][run]['published_as']}"
+        for run in RUNS
+        if "published_as" in config["runs"][run]
+    ]
+    return " ".join(
+        shlex.quote(argument)
+        for flag, pairs in (("--reference", references), ("--published-as", reproduces))
+        if pairs
+        for argument in (flag, *pairs)
+    )

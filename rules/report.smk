@@ -11,6 +11,7 @@ rule report:
             f"{RESULTS}/plots/{{benchmark}}.png", benchmark=BENCHMARKS
         ),
         comparison_plot=f"{RESULTS}/plots/comparison.png",
+        published=multiext(f"{RESULTS}/tables/published", ".csv", ".md", ".tex"),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -26,7 +27,9 @@ rule report:
         tables_dir=lambda wildcards, output: Path(output.csv).parent,
         plots_dir=lambda wildcards, output: Path(output.loss_plot).parent,
         shared_init=shared_init_arguments(),
+        published=published_arguments(),
     shell:
         "python {params.script:q} --results {input.results:q} --train-logs {input.train_logs:q}"
         " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} {params.shared_init}"
+        " {params.published}"
         " > {log:q} 2>&1"

@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from clipflow.reporting import build_report
+from clipflow.reporting.published import PUBLISHED_CSV
 
 
 def main() -> None:
@@ -33,22 +34,33 @@ def main() -> None:
     )
     parser.add_argument("--tables-dir", required=True, help="directory for summary.{csv,md,tex}")
     parser.add_argument("--plots-dir", required=True, help="directory for the PNG figures")
-    parser.add_argument(
-        "--shared-init",
-        nargs="*",
-        default=[],
-        metavar="RUN=OTHER",
-        help="RUN starts from the same weights as OTHER, whose init results stand for RUN's",
-    )
+    pairs = {
+        "--shared-init": ("RUN=OTHER", "RUN starts from OTHER's weights, whose init results count"),
+        "--reference": ("BENCHMARK=REF", "BENCHMARK stands for REF of the published numbers"),
+        "--published-as": ("RUN=MODEL", "RUN reproduces the published MODEL: add differences"),
+    }
+    for flag, (metavar, text) in pairs.items():
+        parser.add_argument(flag, nargs="*", default=[], metavar=metavar, help=text)
+    parser.add_argument("--published-csv", default=str(PUBLISHED_CSV), help="reference numbers")
     args = parser.parse_args()
-    shared_init = dict(pair.split("=", 1) for pair in args.shared_init if "=" in pair)
-    if len(shared_init) != len(args.shared_init):
-        parser.error("--shared-init takes RUN=OTHER pairs")
+    mappings = {}
+    for flag, (metavar, _) in pairs.items():
+        values = getattr(args, flag.lstrip("-").replace("-", "_"))
+        mappings[flag] = dict(value.split("=", 1) for value in values if "=" in value)
+        if len(mappings[flag]) != len(values):
+            parser.error(f"{flag} takes {metavar} pairs")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     try:
         written = build_report(
-            args.results, args.train_logs, args.tables_dir, args.plots_dir, shared_init
+            args.results,
+            args.train_logs,
+            args.tables_dir,
+            args.plots_dir,
+            shared_init=mappings["--shared-init"],
+            references=mappings["--reference"],
+            published_as=mappings["--published-as"],
+            published_csv=args.published_csv,
         )
     except (ValueError, OSError) as error:
         parser.exit(1, f"report.py: error: {error}\n")

@@ -119,7 +119,55 @@ def test_loss_curves_are_optional(tmp_path: Path) -> None:
     assert {p.name for p in written} == {
         *("summary.csv", "summary.md", "summary.tex"),
         *("coco.png", "imagenet.png", "sugarcrepe.png", "comparison.png"),
+        *("published.csv", "published.md", "published.tex"),
     }
+    assert (
+        "no enabled benchmark names a published reference"
+        in (tmp_path / "t" / "published.md").read_text()
+    )
+
+
+def test_published_numbers_beside_measured_with_differences(monkeypatch, tmp_path: Path) -> None:
+    results = write_results(tmp_path / "results")
+    run_script(
+        monkeypatch,
+        *("--results", *map(str, results), "--tables-dir", str(tmp_path / "t")),
+        *("--plots-dir", str(tmp_path / "p"), "--reference", "coco=coco_5k"),
+        *("imagenet=imagenet1k", "--published-as", "clip=OpenAI CLIP ViT-B/32"),
+    )
+    table = pd.read_csv(tmp_path / "t" / "published.csv").set_index(["kind", "name"])
+    assert list(table.columns) == [
+        *("coco/IR@1", "coco/IR@5", "coco/IR@10", "coco/TR@1", "coco/TR@5", "coco/TR@10"),
+        "imagenet/acc1",
+    ]
+    assert list(table.index) == [
+        *(("measured", "clip"), ("measured", "negclip")),
+        *(("published", "CLIP RN50 CC3M-100k"), ("published", "OpenAI CLIP ViT-B/32")),
+        *(("published", "SogCLR RN50 CC3M-100k"), ("published", "iSogCLR RN50 CC3M-100k")),
+        ("measured-published", "clip - OpenAI CLIP ViT-B/32"),
+    ]
+    assert table.loc[("measured", "clip"), "coco/IR@1"] == pytest.approx(0.10)
+    assert table.loc[("published", "OpenAI CLIP ViT-B/32"), "coco/TR@1"] == pytest.approx(0.501)
+    assert table.loc[("published", "CLIP RN50 CC3M-100k"), "imagenet/acc1"] == pytest.approx(0.2135)
+    delta = table.loc[("measured-published", "clip - OpenAI CLIP ViT-B/32")]
+    assert delta["coco/IR@1"] == pytest.approx(0.10 - 0.304)
+    assert delta["coco/TR@1"] == pytest.approx(0.20 - 0.501)
+    assert delta["imagenet/acc1"] == pytest.approx(0.25 - 0.633)
+    assert pd.isna(delta["coco/IR@5"])  # the fixture's coco result has no R@5
+    markdown = (tmp_path / "t" / "published.md").read_text()
+    assert "Radford et al. 2021" in markdown and "-20.40" in markdown
+
+
+def test_unknown_reference_and_bad_published_csv_are_one_line(tmp_path: Path) -> None:
+    results = write_results(tmp_path / "results")
+    with pytest.raises(ValueError, match=r"no published numbers for benchmark\(s\) \['coco_1k'\]"):
+        build_report(results, [], tmp_path / "t", tmp_path / "p", references={"coco": "coco_1k"})
+    bad = tmp_path / "published.csv"
+    bad.write_text("model,benchmark,metric,value,source\nm,b,acc1,high,paper\n")
+    with pytest.raises(
+        ReportInputError, match=r"published.csv: line 2 value: not a number: 'high'"
+    ):
+        build_report(results, [], tmp_path / "t", tmp_path / "p", published_csv=bad)
 
 
 def test_shared_init_gives_every_run_its_gain(monkeypatch, tmp_path: Path) -> None:

@@ -13,6 +13,12 @@ from clipflow.reporting.plots import (
     plot_comparison,
     plot_loss_curves,
 )
+from clipflow.reporting.published import (
+    PUBLISHED_CSV,
+    load_published,
+    published_table,
+    write_published_tables,
+)
 from clipflow.reporting.tables import summary_table, write_tables
 
 
@@ -22,17 +28,29 @@ def build_report(
     tables_dir: str | os.PathLike,
     plots_dir: str | os.PathLike,
     shared_init: Mapping[str, str] | None = None,
+    references: Mapping[str, str] | None = None,
+    published_as: Mapping[str, str] | None = None,
+    published_csv: str | os.PathLike = PUBLISHED_CSV,
 ) -> list[Path]:
     """Write the summary tables, ``loss_curves.png`` (when logs are given), one
     ``<benchmark>.png`` per benchmark and ``comparison.png``; return the paths written.
 
     ``shared_init`` maps a run to the run whose ``init`` results stand for its own (see
-    :func:`~clipflow.reporting.tables.summary_table`).
+    :func:`~clipflow.reporting.tables.summary_table`). ``published.{csv,md,tex}`` set the
+    benchmarks that ``references`` maps to a reference benchmark of ``published_csv`` beside
+    its published rows (:mod:`clipflow.reporting.published`).
     """
     if not results:
         raise ValueError("no result files given")
-    table = summary_table(load_results(results), shared_init)
+    measured = load_results(results)
+    table = summary_table(measured, shared_init)
     written = write_tables(table, tables_dir)
+    published = load_published(published_csv)
+    unknown = sorted(set((references or {}).values()) - set(published["benchmark"]))
+    if unknown:
+        raise ValueError(f"{published_csv}: no published numbers for benchmark(s) {unknown}")
+    comparison = published_table(measured, published, references or {}, published_as)
+    written += write_published_tables(comparison, tables_dir, published)
     if train_logs:
         written.append(
             plot_loss_curves(load_train_logs(train_logs), Path(plots_dir, "loss_curves.png"))

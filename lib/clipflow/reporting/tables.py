@@ -7,7 +7,7 @@ LaTeX show percentages with two decimals, as paper tables do.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -58,22 +58,29 @@ def summary_table(
     return table.loc[order.index].reset_index(drop=True)
 
 
-def as_percent(table: pd.DataFrame) -> pd.DataFrame:
+def as_percent(table: pd.DataFrame, keys: Sequence[str] = KEYS) -> pd.DataFrame:
     """Metric columns multiplied by 100 (identifier columns unchanged)."""
-    metric_columns = [c for c in table.columns if c not in KEYS]
+    metric_columns = [c for c in table.columns if c not in keys]
     return table.assign(**{c: table[c] * 100 for c in metric_columns})
 
 
-def write_tables(table: pd.DataFrame, tables_dir: str | os.PathLike) -> list[Path]:
-    """Write ``summary.csv``, ``summary.md`` and ``summary.tex`` into ``tables_dir``."""
+def write_tables(
+    table: pd.DataFrame,
+    tables_dir: str | os.PathLike,
+    stem: str = "summary",
+    keys: Sequence[str] = KEYS,
+    note: str = "final-init rows are differences in points.",
+) -> list[Path]:
+    """Write ``<stem>.csv`` (fractions), ``<stem>.md`` and ``<stem>.tex`` (percent, with
+    ``note``) into ``tables_dir``; ``keys`` are the identifier columns."""
     tables_dir = Path(tables_dir)
-    percent = as_percent(table)
-    note = "Metrics in percent; final-init rows are differences in points."
+    percent = as_percent(table, keys)
+    note = f"Metrics in percent; {note}"
     blanks = percent.astype(object).where(percent.notna(), None)  # tabulate blanks only None
     markdown = blanks.to_markdown(index=False, floatfmt=".2f", missingval="")
     latex = percent.to_latex(index=False, float_format="%.2f", na_rep="", escape=True)
     return [
-        write_text(tables_dir / "summary.csv", table.to_csv(index=False)),
-        write_text(tables_dir / "summary.md", f"{note}\n\n{markdown}\n"),
-        write_text(tables_dir / "summary.tex", f"% {note}\n{latex}"),
+        write_text(tables_dir / f"{stem}.csv", table.to_csv(index=False)),
+        write_text(tables_dir / f"{stem}.md", f"{note}\n\n{markdown}\n"),
+        write_text(tables_dir / f"{stem}.tex", f"% {note}\n{latex}"),
     ]
