@@ -10,6 +10,7 @@ rule negatives:
         f"{RESULTS}/benchmarks/negatives.tsv"
     conda:
         "../envs/negatives.yaml"
+    threads: config["negatives"]["n_process"]
     resources:
         **slurm_extra("default"),
         mem_mb=resource("default", "mem_mb"),
@@ -18,7 +19,15 @@ rule negatives:
         script=script("generate_negatives.py"),
         per_caption=config["negatives"]["per_caption"],
         seed=config["negatives"]["seed"],
+        generator_set=config["negatives"]["generator_set"],
+        batch_size=config["negatives"]["batch_size"],
+        # empty: no fill-mask step (WordNet rules only)
+        fill_mask_model=config["negatives"]["fill_mask"]["model"] or "",
+        fill_mask_top_k=config["negatives"]["fill_mask"]["top_k"],
     shell:
         "python {params.script:q} --pairs {input.pairs:q}"
         " --per-caption {params.per_caption} --seed {params.seed}"
+        " --generator-set {params.generator_set} --n-process {threads}"
+        " --batch-size {params.batch_size} --fill-mask-model={params.fill_mask_model:q}"
+        " --fill-mask-top-k {params.fill_mask_top_k}"
         " --output {output.negatives:q} --report {output.report:q} > {log:q} 2>&1"

@@ -18,6 +18,8 @@ from clipflow.negatives import (
     NEGATIVE_GENERATORS,
     generate,
     generate_for_table,
+    generator_set,
+    generator_sets,
     register_generator,
 )
 
@@ -34,7 +36,7 @@ def _only(name: str, caption: str = CAPTION, per_caption: int = 50) -> list[str]
 
 
 def test_registry_holds_the_synthetic_rules_under_ce_clip_kinds() -> None:
-    kinds = {name: NEGATIVE_GENERATORS.get(name).kind for name in NEGATIVE_GENERATORS.names()}
+    kinds = {g.name: g.kind for g in generator_set("synthetic")}
     assert kinds == {
         "replace_attribute": "attribute",
         "replace_object": "object",
@@ -43,6 +45,12 @@ def test_registry_holds_the_synthetic_rules_under_ce_clip_kinds() -> None:
         "swap_object": "object",
     }
     assert KINDS == ("relation", "attribute", "object", "action")
+    assert generator_sets() == ["english", "synthetic"]
+    assert set(NEGATIVE_GENERATORS.names()) == set(kinds) | {
+        g.name for g in generator_set("english")
+    }
+    with pytest.raises(ValueError, match="unknown negative generator set 'shapes'; known: en"):
+        generate(CAPTION, generator_set="shapes")
     with pytest.raises(ValueError, match="kind 'colour' is not one of"):
         register_generator("bad", kind="colour")
 
@@ -101,7 +109,7 @@ def test_one_of_each_kind_first_then_the_rest(seed: int) -> None:
 def test_extra_slots_and_generators_are_spread_over_captions() -> None:
     rng = random.Random(9)
     table = generate_for_table([random_scene(rng).caption() for _ in range(300)], seed=0)
-    assert set(table["generator"]) == set(NEGATIVE_GENERATORS.names())
+    assert set(table["generator"]) == {g.name for g in generator_set("synthetic")}
     shares = table["kind"].value_counts(normalize=True)
     assert all(0.25 < shares[kind] < 0.42 for kind in ("relation", "attribute", "object"))
 

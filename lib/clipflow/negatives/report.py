@@ -1,4 +1,5 @@
-"""A Markdown summary of generated negatives: how many of each kind, and a few examples."""
+"""A Markdown summary of generated negatives: counts per kind and generator, how many each
+caption got, and examples: those of the first captions, then a few of each kind."""
 
 from __future__ import annotations
 
@@ -23,19 +24,25 @@ def negatives_report(
     per_caption: int,
     seed: int,
     examples: int = 5,
+    generator_set: str = "synthetic",
 ) -> str:
-    """Counts per kind and per generator, coverage, and the negatives of the first captions.
+    """Counts per kind and per generator, coverage, and examples.
 
     ``negatives`` is :func:`generate_for_table`'s frame; ``num_captions`` counts every caption
     asked for, so captions that got no negative (outside every generator's reach) show up.
+    Examples: the negatives of the first ``examples`` captions, then up to ``examples`` of
+    each kind (from different captions where possible).
     """
     covered = negatives["caption_index"].nunique()
     per_kind = negatives["kind"].value_counts()
+    counts = negatives.groupby("caption_index").size().value_counts()
+    counts[0] = num_captions - covered
     lines = [
         "# Hard negative captions",
         "",
         f"{len(negatives)} negatives for {num_captions} captions "
-        f"(asked {per_caption} per caption, kinds {', '.join(kinds)}, seed {seed}); "
+        f"(asked {per_caption} per caption, kinds {', '.join(kinds)}, seed {seed}, "
+        f"generator set {generator_set}); "
         f"{covered} captions got at least one, {num_captions - covered} got none.",
         "",
         "## Per kind",
@@ -58,6 +65,13 @@ def negatives_report(
             ],
         ),
         "",
+        "## Negatives per caption",
+        "",
+        *_table(
+            ["negatives", "captions"],
+            [(n, int(counts.get(n, 0))) for n in range(per_caption + 1) if counts.get(n, 0)],
+        ),
+        "",
         "## Examples",
         "",
     ]
@@ -66,5 +80,18 @@ def negatives_report(
     lines += _table(
         ["caption", "negative", "kind"],
         rows[["caption", "negative", "kind"]].itertuples(index=False),
+    )
+    lines += ["", "## Examples per kind", ""]
+    # one per caption first, so that a kind's examples show different captions
+    spread = negatives.drop_duplicates(["kind", "caption_index"])
+    lines += _table(
+        ["kind", "generator", "caption", "negative"],
+        [
+            row
+            for kind in kinds
+            for row in spread[spread["kind"] == kind][["kind", "generator", "caption", "negative"]]
+            .head(examples)
+            .itertuples(index=False)
+        ],
     )
     return "\n".join(lines) + "\n"
