@@ -92,7 +92,7 @@ def test_missing_image_names_file_and_record(tmp_path: Path) -> None:
 
 
 def test_no_subset_files(tmp_path: Path) -> None:
-    with pytest.raises(BenchmarkDataError, match=r"subsets: no add_att/.*\.json file found"):
+    with pytest.raises(BenchmarkDataError, match=r"subsets: none of \['add_att.json', .*\] found"):
         run(tmp_path)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -72,6 +72,28 @@ def as_list(value: Sequence[Any] | str) -> list[Any]:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return list(value)
+
+
+def present_parts(
+    root: Path,
+    requested: Sequence[str] | str | None,
+    files: Mapping[str, str],
+    benchmark: str,
+    option: str,
+) -> list[str]:
+    """The parts of a benchmark to score (SugarCrepe's subsets, VALSE's pieces): those asked
+    for in ``option``, else every one whose file (``files``: part -> file under ``root``)
+    exists; none found, or an unknown name, fails in one line."""
+    if requested is None:
+        found = [name for name, file in files.items() if (root / file).is_file()]
+        if not found:
+            raise BenchmarkDataError(root, option, f"none of {list(files.values())} found")
+        return found
+    names = as_list(requested)
+    unknown = sorted(set(names) - set(files))
+    if unknown or not names:
+        raise ValueError(f"{benchmark} {option} {unknown or names} unknown; known: {list(files)}")
+    return names
 
 
 def read_json(path: Path) -> Any:

@@ -9,7 +9,7 @@ category means that papers (e.g. CE-CLIP) report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -18,8 +18,8 @@ from clipflow.evaluation.benchmark import (
     BENCHMARKS,
     Benchmark,
     BenchmarkDataError,
-    as_list,
     check_images,
+    present_parts,
     read_json,
     require_str,
 )
@@ -57,20 +57,6 @@ def load_subset(path: Path, image_root: Path) -> Triples:
     return triples
 
 
-def present_subsets(root: Path, subsets: Sequence[str] | str | None) -> list[str]:
-    """The subsets to evaluate: those asked for (each must exist) or every one found."""
-    if subsets is None:
-        found = [name for name in SUBSETS if (root / f"{name}.json").is_file()]
-        if not found:
-            raise BenchmarkDataError(root, "subsets", f"no {'/'.join(SUBSETS)} .json file found")
-        return found
-    names = as_list(subsets)
-    unknown = sorted(set(names) - set(SUBSETS))
-    if unknown or not names:
-        raise ValueError(f"sugarcrepe subsets {unknown or names} unknown; known: {list(SUBSETS)}")
-    return names
-
-
 def sugarcrepe(
     encoder: Encoder,
     root: Path,
@@ -79,14 +65,27 @@ def sugarcrepe(
     subsets: Sequence[str] | str | None = None,
 ) -> dict[str, float]:
     """Per-subset, per-category and mean accuracy; images and texts are embedded once each."""
-    names = present_subsets(root, subsets)
+    names = present_parts(
+        root, subsets, {name: f"{name}.json" for name in SUBSETS}, "sugarcrepe", "subsets"
+    )
     data = {name: load_subset(root / f"{name}.json", root / image_root) for name in names}
+    metrics = triple_accuracies(encoder, data)
+    for category in CATEGORIES:
+        scores = [value for name, value in metrics.items() if name.startswith(f"{category}_")]
+        if scores:
+            metrics[category] = sum(scores) / len(scores)
+    metrics["acc"] = sum(metrics[name] for name in names) / len(names)
+    return metrics
+
+
+def triple_accuracies(encoder: Encoder, data: Mapping[str, Triples]) -> dict[str, float]:
+    """Accuracy per part of ``(image, positive caption, negative caption)`` triples: how often
+    the positive scores above the negative (ties wrong). Each image and text embedded once."""
     images = sorted({t[0] for triples in data.values() for t in triples})
     texts = sorted({text for triples in data.values() for t in triples for text in t[1:]})
     image_rows = dict(zip(images, encoder.encode_images(images), strict=True))
     text_rows = dict(zip(texts, encoder.encode_texts(texts), strict=True))
-
-    metrics = {
+    return {
         name: selection_accuracy(
             torch.stack([image_rows[t[0]] for t in triples]),
             torch.stack([text_rows[t[1]] for t in triples]),
@@ -94,12 +93,6 @@ def sugarcrepe(
         )
         for name, triples in data.items()
     }
-    for category in CATEGORIES:
-        scores = [value for name, value in metrics.items() if name.startswith(f"{category}_")]
-        if scores:
-            metrics[category] = sum(scores) / len(scores)
-    metrics["acc"] = sum(metrics[name] for name in names) / len(names)
-    return metrics
 
 
 BENCHMARKS.register("sugarcrepe")(Benchmark(task="image_caption_selection", run=sugarcrepe))

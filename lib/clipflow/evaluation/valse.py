@@ -21,19 +21,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from clipflow.evaluation.benchmark import (
     BENCHMARKS,
     Benchmark,
     BenchmarkDataError,
-    as_list,
     check_images,
+    present_parts,
     read_json,
     require_str,
 )
 from clipflow.evaluation.encoder import Encoder
-from clipflow.evaluation.metrics import selection_accuracy
+from clipflow.evaluation.sugarcrepe import triple_accuracies
 
 # Piece name (the metric key) -> its file in VALSE's data/. relations.json is the released
 # name; VALSE's config.py says relation.json, which does not exist.
@@ -112,20 +110,6 @@ def load_piece(path: Path, image_dir: Path, mturk_filter: bool) -> Triples:
     return triples
 
 
-def present_pieces(root: Path, pieces: Sequence[str] | str | None) -> list[str]:
-    """The pieces to score: those asked for (each file must exist) or every one found."""
-    if pieces is None:
-        found = [name for name, file in PIECES.items() if (root / file).is_file()]
-        if not found:
-            raise BenchmarkDataError(root, "pieces", f"none of {list(PIECES.values())} found")
-        return found
-    names = as_list(pieces)
-    unknown = sorted(set(names) - set(PIECES))
-    if unknown or not names:
-        raise ValueError(f"valse pieces {unknown or names} unknown; known: {list(PIECES)}")
-    return names
-
-
 def valse(
     encoder: Encoder,
     root: Path,
@@ -142,22 +126,11 @@ def valse(
     unknown = sorted(set(dirs) - set(PIECES))
     if unknown:
         raise ValueError(f"valse image_dirs for unknown pieces {unknown}; known: {list(PIECES)}")
-    names = present_pieces(root, pieces)
+    names = present_parts(root, pieces, PIECES, "valse", "pieces")
     data = {
         name: load_piece(root / PIECES[name], root / dirs[name], mturk_filter) for name in names
     }
-    images = sorted({t[0] for triples in data.values() for t in triples})
-    texts = sorted({text for triples in data.values() for t in triples for text in t[1:]})
-    image_rows = dict(zip(images, encoder.encode_images(images), strict=True))
-    text_rows = dict(zip(texts, encoder.encode_texts(texts), strict=True))
-    per_piece = {
-        name: selection_accuracy(
-            torch.stack([image_rows[t[0]] for t in triples]),
-            torch.stack([text_rows[t[1]] for t in triples]),
-            torch.stack([text_rows[t[2]] for t in triples]),
-        )
-        for name, triples in data.items()
-    }
+    per_piece = triple_accuracies(encoder, data)
     return {"acc_r": sum(per_piece.values()) / len(per_piece), **per_piece}
 
 
