@@ -51,11 +51,12 @@ rule evaluate:
         model=lambda wildcards: run_settings(wildcards.run_name)["model"],
         options=benchmark_options,
         batch_size=config["benchmarks"]["batch_size"],
-        # outside `output:`: kept when a job fails; keyed inside by the checkpoint's content
+        # outside `output:`: kept when a job fails; the encoder names each file by a hash of
+        # the model's weights, so checkpoints never read each other's embeddings
         embedding_cache=f"{RESULTS}/eval_cache/{{benchmark}}",
     shell:
         "python {params.script:q} --benchmark {params.kind:q} --data-root {params.root:q}"
         " --model {params.model:q} --pretrained {input.model:q} --output {output.result:q}"
         " --batch-size {params.batch_size} --dataset-name {wildcards.benchmark:q} {params.options}"
-        " --embedding-cache {params.embedding_cache:q}"
+        " --option embedding_cache={params.embedding_cache:q}"
         " > {log:q} 2>&1"

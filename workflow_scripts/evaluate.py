@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from clipflow.evaluation import BENCHMARKS, evaluate_checkpoint, parse_options
-from clipflow.io import encoder_fingerprint, write_json
+from clipflow.io import write_json
 
 
 def main() -> None:
@@ -28,19 +27,10 @@ def main() -> None:
         "num_workers=4, embedding_cache=DIR); values that parse as JSON are JSON",
     )
     parser.add_argument("--dataset-name", help="'dataset' field of the result (default: benchmark)")
-    parser.add_argument(
-        "--embedding-cache",
-        help="folder for this benchmark's embeddings, kept across runs; a subfolder per checkpoint "
-        "(by content hash), so a retrained checkpoint never reads another's",
-    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    options = parse_options(args.option)
     try:
-        if args.embedding_cache:
-            checkpoint = encoder_fingerprint(args.model, args.pretrained, seed=0)
-            options["embedding_cache"] = str(Path(args.embedding_cache, checkpoint))
         result = evaluate_checkpoint(
             args.benchmark,
             args.data_root,
@@ -49,7 +39,7 @@ def main() -> None:
             batch_size=args.batch_size,
             device=args.device,
             dataset_name=args.dataset_name,
-            **options,
+            **parse_options(args.option),
         )
     except (ValueError, OSError) as error:
         parser.exit(1, f"evaluate.py: error: {error}\n")

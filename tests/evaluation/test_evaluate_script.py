@@ -69,10 +69,10 @@ def test_checkpoint_is_scored_and_written(monkeypatch, tmp_path: Path) -> None:
 
 
 def test_embedding_cache_is_per_checkpoint(monkeypatch, tmp_path: Path) -> None:
-    """Same result from the cache; another checkpoint gets its own folder, not the first's."""
+    """Same result from the cache; another checkpoint gets its own files, not the first's."""
     root = make_sugarcrepe(tmp_path / "sugarcrepe")
     cache = tmp_path / "cache"
-    results = []
+    results, files = [], []
     for name, seed in (("a", 1), ("a", 1), ("b", 2)):
         bundle = create_model("clipflow-tiny-vit", seed=seed)
         state = {"state_dict": bundle.model.state_dict()}
@@ -82,12 +82,13 @@ def test_embedding_cache_is_per_checkpoint(monkeypatch, tmp_path: Path) -> None:
             monkeypatch,
             *("--benchmark", "sugarcrepe", "--data-root", str(root)),
             *("--model", "clipflow-tiny-vit", "--pretrained", str(checkpoint)),
-            *("--output", str(output), "--embedding-cache", str(cache)),
+            *("--output", str(output), "--option", f"embedding_cache={cache}"),
         )
         results.append(json.loads(output.read_text())["metrics"])
-        folders = sorted(p.name for p in cache.iterdir())
-        assert len(folders) == (1 if name == "a" else 2)
-        assert len(list((cache / folders[0]).glob("*.npy"))) >= 2  # images and captions
+        files.append(sorted(p.name for p in cache.glob("*.npy")))
+    assert len(files[0]) >= 2  # images and captions
+    assert files[1] == files[0], "the same checkpoint must read its cache, not write another"
+    assert set(files[0]) < set(files[2]) and len(files[2]) == 2 * len(files[0])
     assert results[1] == results[0]
     assert results[2] != results[0]
 
