@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -42,6 +44,16 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Atomically write one array as ``.npy`` (no pickled objects)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle, so numpy never appends ".npy" itself
+            np.save(handle, array, allow_pickle=False)
+
+    return write_with(path, write)
 
 
 def encoder_fingerprint(model_name: str, checkpoint: str | os.PathLike | None, seed: int) -> str:

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from clipflow.evaluation.benchmark import BenchmarkDataError
-from clipflow.io import write_with
+from clipflow.io import write_npy
 
 Box = tuple[float, float, float, float]
 """A crop as ``(x, y, width, height)`` in pixels (ARO's ``bbox_x/y/w/h``)."""
@@ -160,7 +160,7 @@ class Encoder:
         if path.is_file():
             return torch.from_numpy(np.load(path))
         embeddings = compute()
-        write_with(path, lambda tmp: np.save(tmp, embeddings.numpy()))
+        write_npy(path, embeddings.numpy())
         return embeddings
 
     def _digest(self) -> str:

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from clipflow.data.metadata import read_metadata
-from clipflow.io import write_with
+from clipflow.io import write_npy, write_with
 
 if TYPE_CHECKING:  # torch is imported where it is used, so mining alone starts without it
     import torch
@@ -197,7 +197,7 @@ def embed_shards(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`embed_pairs` over ``pairs`` one shard at a time, each shard's embeddings cached.
 
-    ``cache_dir`` (one per encoder: see :func:`encoder_fingerprint`) holds
+    ``cache_dir`` (one per encoder: see :func:`clipflow.io.encoder_fingerprint`) holds
     ``<shard>.{image,text,index}.npy`` per shard; a shard whose cache holds exactly its rows'
     url indices is read back instead of embedded, so a killed job resumes at the first shard it
     had not finished, and new shards cost only themselves. Rows come back in ``pairs`` order.
@@ -263,9 +263,4 @@ def _write_shard_cache(
     # index last: a cache is complete only once it matches, so a kill between writes is harmless
     paths = _shard_cache_paths(cache_dir, shard)
     for key, array in (("image", image), ("text", text), ("index", index)):
-
-        def write(tmp: Path, array: np.ndarray = array) -> None:
-            with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npy"
-                np.save(handle, array, allow_pickle=False)
-
-        write_with(paths[key], write)
+        write_npy(paths[key], array)

@@ -86,6 +86,11 @@ def _write_logs(rows: list[dict[str, Any]], outputs: TrainOutputs) -> None:
     )
 
 
+def _settings(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg`` as the checkpoint stores it (JSON types: tuples become lists, as when read back)."""
+    return json.loads(json.dumps(asdict(cfg)))
+
+
 def _agreed_signal(received: int | None, ranks: distributed.Distributed) -> int | None:
     """A stop signal any rank received, seen by all ranks at the same step (else the ranks'
     collectives would part ways: one checkpointing, another waiting in the next step)."""
@@ -108,8 +113,7 @@ def _resumable_state(
         return None
     state = load_checkpoint(latest, map_location=device)
     saved = {k: v for k, v in state.get("config", {}).items() if k not in EXECUTION_SETTINGS}
-    current = json.loads(json.dumps(asdict(cfg)))
-    current = {k: v for k, v in current.items() if k not in EXECUTION_SETTINGS}
+    current = {k: v for k, v in _settings(cfg).items() if k not in EXECUTION_SETTINGS}
     if saved == current:
         return state
     changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
@@ -186,7 +190,7 @@ def _train(
     target = (
         EMATarget(model, loss_fn.target_projectors.momentum) if loss_fn.uses_target_model else None
     )
-    sampler = build_run_sampler(cfg, dataset)
+    sampler = build_run_sampler(cfg, dataset, ranks.rank, ranks.world_size)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -253,7 +257,7 @@ def _train(
                 "step_in_epoch": at_step,
                 "ranks": per_rank,
                 "log": rows,
-                "config": json.loads(json.dumps(asdict(cfg))),
+                "config": _settings(cfg),
             },
             latest,
         )

@@ -19,7 +19,7 @@ import torch
 
 from clipflow.data.samplers import SAMPLERS, BatchSampler, build_sampler
 from clipflow.data.shards import PairsDataset
-from clipflow.io import write_with
+from clipflow.io import write_npy
 from clipflow.mining.embed import embed_images, embed_texts
 from clipflow.models import ClipBundle
 from clipflow.training.config import TrainConfig
@@ -28,15 +28,10 @@ log = logging.getLogger(__name__)
 OFFLINE_EMBEDDINGS = "sampler_embeddings.npy"
 
 
-def distributed_position() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process; ``(0, 1)`` outside torch.distributed."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def build_run_sampler(cfg: TrainConfig, dataset: PairsDataset) -> BatchSampler:
-    """The run's sampler over ``dataset``'s positions, for this process's rank.
+def build_run_sampler(
+    cfg: TrainConfig, dataset: PairsDataset, rank: int, world_size: int
+) -> BatchSampler:
+    """The run's sampler over ``dataset``'s positions, for this process's ``rank``.
 
     Hard pairs are mined by url index; the dataset holds only the pairs that downloaded, so url
     indices are mapped to dataset positions here (unless the config maps them itself).
@@ -45,7 +40,6 @@ def build_run_sampler(cfg: TrainConfig, dataset: PairsDataset) -> BatchSampler:
     if "index_to_position" in inspect.signature(SAMPLERS.get(cfg.sampler)).parameters:
         urls = dataset.metadata["index"].astype(int)
         params.setdefault("index_to_position", dict(zip(urls, range(len(urls)), strict=True)))
-    rank, world_size = distributed_position()
     return build_sampler(
         cfg.sampler,
         len(dataset),
@@ -118,9 +112,5 @@ class EpochBatches:
             return np.load(self.offline_embeddings, allow_pickle=False)
         embeddings = embed_rows(modality, self.bundle, self.dataset, self.device)
 
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npy"
-                np.save(handle, embeddings, allow_pickle=False)
-
-        write_with(self.offline_embeddings, write)
+        write_npy(self.offline_embeddings, embeddings)
         return embeddings
