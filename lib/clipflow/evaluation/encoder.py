@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -172,3 +172,25 @@ class Encoder:
                 digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
             self._model_digest = digest.hexdigest()
         return self._model_digest
+
+
+# (image, positive caption, negative caption): SugarCrepe, VALSE and VL-CheckList items
+Triples = list[tuple[Path, str, str]]
+
+
+def embed_triples(
+    encoder: Encoder, data: Mapping[Any, Triples]
+) -> dict[Any, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per part of ``data``, the ``(image, positive, negative)`` embeddings of its triples, row by
+    row; every distinct image and caption is embedded once across all parts."""
+    images = sorted({t[0] for triples in data.values() for t in triples})
+    texts = sorted({text for triples in data.values() for t in triples for text in t[1:]})
+    image_rows = dict(zip(images, encoder.encode_images(images), strict=True))
+    text_rows = dict(zip(texts, encoder.encode_texts(texts), strict=True))
+    return {
+        name: tuple(
+            torch.stack([rows[t[column]] for t in triples])
+            for column, rows in ((0, image_rows), (1, text_rows), (2, text_rows))
+        )
+        for name, triples in data.items()
+    }

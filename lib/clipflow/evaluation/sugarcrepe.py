@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import torch
-
 from clipflow.evaluation.benchmark import (
     BENCHMARKS,
     Benchmark,
@@ -23,7 +21,7 @@ from clipflow.evaluation.benchmark import (
     read_json,
     require_str,
 )
-from clipflow.evaluation.encoder import Encoder
+from clipflow.evaluation.encoder import Encoder, Triples, embed_triples
 from clipflow.evaluation.metrics import selection_accuracy
 
 SUBSETS = (
@@ -36,8 +34,6 @@ SUBSETS = (
     "swap_obj",
 )
 CATEGORIES = ("add", "replace", "swap")
-
-Triples = list[tuple[Path, str, str]]
 
 
 def load_subset(path: Path, image_root: Path) -> Triples:
@@ -81,17 +77,9 @@ def sugarcrepe(
 def triple_accuracies(encoder: Encoder, data: Mapping[str, Triples]) -> dict[str, float]:
     """Accuracy per part of ``(image, positive caption, negative caption)`` triples: how often
     the positive scores above the negative (ties wrong). Each image and text embedded once."""
-    images = sorted({t[0] for triples in data.values() for t in triples})
-    texts = sorted({text for triples in data.values() for t in triples for text in t[1:]})
-    image_rows = dict(zip(images, encoder.encode_images(images), strict=True))
-    text_rows = dict(zip(texts, encoder.encode_texts(texts), strict=True))
     return {
-        name: selection_accuracy(
-            torch.stack([image_rows[t[0]] for t in triples]),
-            torch.stack([text_rows[t[1]] for t in triples]),
-            torch.stack([text_rows[t[2]] for t in triples]),
-        )
-        for name, triples in data.items()
+        name: selection_accuracy(*embedded)
+        for name, embedded in embed_triples(encoder, data).items()
     }
 
 

@@ -30,7 +30,7 @@ from clipflow.evaluation.benchmark import (
     read_json,
     require_str,
 )
-from clipflow.evaluation.encoder import Encoder
+from clipflow.evaluation.encoder import Encoder, Triples
 from clipflow.evaluation.sugarcrepe import triple_accuracies
 
 # Piece name (the metric key) -> its file in VALSE's data/. relations.json is the released
@@ -64,8 +64,6 @@ IMAGE_DIRS: dict[str, str] = {
     "foil_it": "coco/val2014",
 }
 MIN_VALID_VOTES = 2
-
-Triples = list[tuple[Path, str, str]]
 
 
 def _caption(record: dict[str, Any], path: Path, where: str) -> str:

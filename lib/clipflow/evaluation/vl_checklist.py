@@ -31,10 +31,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import torch
-
 from clipflow.evaluation.benchmark import BENCHMARKS, Benchmark, BenchmarkDataError, read_json
-from clipflow.evaluation.encoder import Encoder
+from clipflow.evaluation.encoder import Encoder, Triples, embed_triples
 from clipflow.evaluation.metrics import pair_scores
 
 log = logging.getLogger(__name__)
@@ -56,8 +54,6 @@ DIMENSION_OF: dict[str, Callable[[PurePosixPath], str]] = {
     "Attribute": _last_word,
     "Relation": _last_word,
 }
-
-Triples = list[tuple[Path, str, str]]
 
 
 def source_of(relative: PurePosixPath, path: Path) -> str:
@@ -160,18 +156,12 @@ def vl_checklist(
     if not data:
         raise BenchmarkDataError(data_dir, "annotations", "every file is empty")
 
-    images = sorted({t[0] for triples in data.values() for t in triples})
-    texts = sorted({text for triples in data.values() for t in triples for text in t[1:]})
-    image_rows = dict(zip(images, encoder.encode_images(images), strict=True))
-    text_rows = dict(zip(texts, encoder.encode_texts(texts), strict=True))
-
     per_file: dict[str, float] = {}
     by_dimension: dict[str, list[float]] = defaultdict(list)
     ties = 0
-    for relative, triples in data.items():
-        image = torch.stack([image_rows[t[0]] for t in triples])
-        positive = pair_scores(image, torch.stack([text_rows[t[1]] for t in triples]))
-        negative = pair_scores(image, torch.stack([text_rows[t[2]] for t in triples]))
+    for relative, (image, positive_text, negative_text) in embed_triples(encoder, data).items():
+        positive = pair_scores(image, positive_text)
+        negative = pair_scores(image, negative_text)
         ties += int((positive == negative).sum())
         per_file[str(relative)] = (positive > negative).float().mean().item()
         kind = relative.parts[0]
