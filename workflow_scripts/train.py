@@ -6,9 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from clipflow.data.metadata import read_metadata
+from clipflow.io import read_parquet
 from clipflow.logging_setup import setup_logging
 from clipflow.training import TrainConfig, TrainingPreempted, TrainOutputs, train
 
@@ -34,7 +33,7 @@ def main() -> None:
     cfg = TrainConfig(**settings, threads=args.threads, device=args.device)
     if args.hard_pairs:
         cfg.sampler_params = {**cfg.sampler_params, "hard_pairs": args.hard_pairs}
-    negatives = pd.read_parquet(args.negatives) if args.negatives else None
+    negatives = read_parquet(args.negatives) if args.negatives else None
     outputs = TrainOutputs(
         Path(args.model_init), Path(args.model_final), Path(args.log_csv), Path(args.log_jsonl)
     )

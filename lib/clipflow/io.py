@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
 
 @contextmanager
@@ -54,6 +56,16 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
             np.save(handle, array, allow_pickle=False)
 
     return write_with(path, write)
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a parquet file by path.
+
+    ``pd.read_parquet`` hands pyarrow a Python file object, after which pyarrow's thread pool
+    aborts the interpreter at exit about one run in five ("terminate called without an active
+    exception", apache/arrow#50482); a path keeps the read in Arrow's own file system.
+    """
+    return pq.read_table(os.fspath(path), columns=columns).to_pandas()
 
 
 def encoder_fingerprint(model_name: str, checkpoint: str | os.PathLike | None, seed: int) -> str:

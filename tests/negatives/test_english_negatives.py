@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from wn.morphy import morphy
 
+from clipflow.io import read_parquet
 from clipflow.negatives import (
     KINDS,
     NEGATIVE_GENERATORS,
@@ -448,7 +449,7 @@ def test_script_english_set_with_fill_mask(tmp_path: Path, tiny_masked_lm: Path)
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    table = pd.read_parquet(tmp_path / "n.parquet")
+    table = read_parquet(tmp_path / "n.parquet")
     assert list(table.columns) == ["caption_index", "caption", "negative", "kind", "generator"]
     assert set(table["caption_index"]) <= set(range(7)) and 5 in set(table["caption_index"])
     assert {"fill_mask_object", "replace_noun"} <= set(table["generator"])

@@ -13,6 +13,7 @@ import pytest
 
 from clipflow.data.synthetic import random_scene
 from clipflow.data.vocabulary import parse_caption
+from clipflow.io import read_parquet
 from clipflow.negatives import (
     KINDS,
     NEGATIVE_GENERATORS,
@@ -210,7 +211,7 @@ def test_script_writes_parquet_and_report(tmp_path: Path) -> None:
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    table = pd.read_parquet(tmp_path / "n.parquet")
+    table = read_parquet(tmp_path / "n.parquet")
     assert len(table) == 30 and set(table["caption_index"]) == set(range(10))
     report = (tmp_path / "r.md").read_text()
     assert "30 negatives for 11 captions" in report and "1 got none" in report

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from clipflow.io import read_parquet
 from clipflow.models import load_checkpoint
 from tests.conftest import PYTHON, REPO
 
@@ -107,7 +108,7 @@ def test_download_failures_are_reported_and_kept_out_of_metadata(workflow_run):
     assert stats["failed"] == 4 and stats["successes"] == 2000
     assert sum(n for r, n in stats["failure_reasons"].items() if "404" in r) == 3
     assert sum(n for r, n in stats["failure_reasons"].items() if "decod" in r.lower()) == 1
-    pairs = pd.read_parquet(results / "metadata" / "pairs.parquet")
+    pairs = read_parquet(results / "metadata" / "pairs.parquet")
     assert len(pairs) == 2000 and (pairs["status"] == "success").all()
     assert not pairs["url"].str.contains("missing_|corrupt_").any()
 

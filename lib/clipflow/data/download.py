@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from clipflow.data.serve import serve_directory
-from clipflow.io import write_with
+from clipflow.io import read_parquet, write_with
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def download_stats(output_folder: str | Path) -> dict:
         raise FileNotFoundError(f"{output_folder}: no img2dataset shard parquet files")
     rows = pd.concat(
         [
-            pd.read_parquet(p, columns=["url", "caption", "status", "error_message"]).assign(
+            read_parquet(p, columns=["url", "caption", "status", "error_message"]).assign(
                 shard=Path(p).stem
             )
             for p in shard_tables

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from clipflow.io import read_parquet
+
 METADATA_COLUMNS = ["index", "key", "url", "caption", "shard", "status"]
 
 
@@ -59,7 +61,7 @@ def url_index(metadata: pd.DataFrame) -> dict[str, int]:
 
 
 def read_metadata(path: str | Path) -> pd.DataFrame:
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     missing = set(METADATA_COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm import tqdm
 
+from clipflow.io import read_parquet
 from clipflow.registry import Registry
 
 KINDS: tuple[str, ...] = ("relation", "attribute", "object", "action")  # CE-CLIP's types (§4)
@@ -300,7 +301,7 @@ def read_captions(path: str | os.PathLike) -> pd.Series:
     Rows whose optional ``status`` is not ``success`` (failed downloads) are skipped, as the
     mining stage skips them.
     """
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     missing = [column for column in ("index", "caption") if column not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
