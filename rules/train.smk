@@ -1,3 +1,10 @@
+if config["train_launcher"] == "submitit":
+
+    # The rule only submits and waits; the training job is submitit's.
+    localrules:
+        train,
+
+
 rule train:
     input:
         unpack(train_inputs),
@@ -14,14 +21,23 @@ rule train:
         run_name="|".join(RUNS),
     conda:
         "../envs/train.yaml"
-    threads: resource("train", "threads")
+    # the local scheduler counts every rank's threads; SLURM gets cpus_per_task per rank
+    threads: resource("train", "threads") * training_tasks()
     resources:
-        **slurm_extra("train"),
+        **slurm_resources("train"),
+        **training_launch_resources(),
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
         gpu=resource("train", "gpus"),
     params:
         script=script("train.py"),
+        launch=(
+            "python"
+            if config["train_launcher"] == "submitit"
+            else f"python -m clipflow.launch --tasks {training_tasks()} --"
+        ),
+        launcher_arguments=train_launcher_arguments,
+        threads_per_rank=resource("train", "threads"),
         run_config=run_config_json,
         optional_inputs=optional_train_arguments,
         # Outside `output:` on purpose: snakemake deletes a failed job's outputs, and the
@@ -29,8 +45,9 @@ rule train:
         device="cuda" if resource("train", "gpus") else "cpu",
         checkpoint_dir=f"{RESULTS}/checkpoints/{{run_name}}",
     shell:
-        "python {params.script:q} --metadata {input.pairs:q} --shards {input.shards:q}"
+        "{params.launch} {params.script:q} --metadata {input.pairs:q} --shards {input.shards:q}"
         " --run-config {params.run_config:q} --checkpoint-dir {params.checkpoint_dir:q}"
         " --model-init {output.model_init:q} --model-final {output.model_final:q}"
         " --log-csv {output.log_csv:q} --log-jsonl {output.log_jsonl:q} {params.optional_inputs}"
-        " --threads {threads} --device {params.device} > {log:q} 2>&1"
+        " --threads {params.threads_per_rank} --device {params.device} {params.launcher_arguments}"
+        " > {log:q} 2>&1"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,64 @@ def tiny_download(tmp_path_factory):
         "shards": root / "shards",
         "stats": download_stats(root / "shards"),
     }
+
+
+SLURM_UP = REPO / ".ci" / "slurm-up.sh"
+SLURM_DOWN = REPO / ".ci" / "slurm-down.sh"
+SLURM_UP_TIMEOUT_S = 900  # includes apt-get install on a fresh machine
+
+
+def _unavailable_reason() -> str | None:
+    if sys.platform != "linux":
+        return "the local SLURM cluster needs Linux"
+    if os.geteuid() != 0:
+        return (
+            "needs root: .ci/slurm-up.sh installs slurm-wlm/munge/mariadb and starts "
+            "system daemons (run the tests as root, as CI does)"
+        )
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        return "SLURM is not installed and apt-get is unavailable to install it"
+    try:
+        import snakemake  # noqa: F401
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError as err:
+        return f"snakemake / snakemake-executor-plugin-slurm not importable: {err}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local cluster, up for this session. Stopped afterwards if this fixture started
+    it (a cluster that was already up is left running); CLIPFLOW_SLURM_KEEP=1 keeps it."""
+    reason = _unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"SLURM tests must run in CI, but: {reason}")
+        pytest.skip(reason)
+    t0 = time.monotonic()
+    try:
+        up = subprocess.run(
+            ["bash", str(SLURM_UP)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=SLURM_UP_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f".ci/slurm-up.sh did not finish in {SLURM_UP_TIMEOUT_S}s: {err}")
+    if up.returncode != 0:
+        pytest.fail(f".ci/slurm-up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
+    print(f"{up.stdout.strip()} [{time.monotonic() - t0:.1f}s]")
+    started_here = "already up" not in up.stdout
+    try:
+        yield {"account": "clipflow", "partition": "cpu"}
+    finally:
+        if started_here and os.environ.get("CLIPFLOW_SLURM_KEEP") != "1":
+            down = subprocess.run(
+                ["bash", str(SLURM_DOWN)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            print(down.stdout.strip(), down.stderr.strip())

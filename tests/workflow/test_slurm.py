@@ -1,7 +1,6 @@
 """Run workflows through a real single-node SLURM cluster via the repo's `slurm/` profile.
 
-The module fixture starts the cluster with `.ci/slurm-up.sh` (installs the Debian
-packages if needed; root only) and stops it with `.ci/slurm-down.sh`. Two tests:
+The `slurm_cluster` fixture (tests/conftest.py) starts the cluster. Two tests:
 
 * a tiny self-contained Snakefile (proves cluster + profile + environment propagation,
   independent of the real workflow), and
@@ -22,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,8 +30,6 @@ import pytest
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SLURM_UP = REPO / ".ci" / "slurm-up.sh"
-SLURM_DOWN = REPO / ".ci" / "slurm-down.sh"
 PROFILE = REPO / "slurm"
 
 # What the workflow test copies into its run directory (those that exist).
@@ -55,28 +53,9 @@ WORKFLOW_EXTRA_ARGS: list[str] = [
 RUN_NAME = "default"  # results/<RUN_NAME>/... of the config the test runs
 WORKFLOW_TIMEOUT_S = int(os.environ.get("CLIPFLOW_SLURM_WORKFLOW_TIMEOUT", "2700"))
 TINY_TIMEOUT_S = int(os.environ.get("CLIPFLOW_SLURM_TINY_TIMEOUT", "300"))
-SLURM_UP_TIMEOUT_S = 900  # includes apt-get install on a fresh machine
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _unavailable_reason() -> str | None:
-    if sys.platform != "linux":
-        return "the local SLURM cluster needs Linux"
-    if os.geteuid() != 0:
-        return (
-            "needs root: .ci/slurm-up.sh installs slurm-wlm/munge/mariadb and starts "
-            "system daemons (run the tests as root, as CI does)"
-        )
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        return "SLURM is not installed and apt-get is unavailable to install it"
-    try:
-        import snakemake  # noqa: F401
-        import snakemake_executor_plugin_slurm  # noqa: F401
-    except ImportError as err:
-        return f"snakemake / snakemake-executor-plugin-slurm not importable: {err}"
-    return None
 
 
 def _env() -> dict[str, str]:
@@ -164,45 +143,44 @@ def sacct_jobs(output: str, start: str) -> tuple[str, list[str], dict[str, tuple
         time.sleep(1)
 
 
+class TimeLimitSignal(threading.Thread):
+    """Stops the train job mid-run as SLURM's ``--signal=USR1@<s>`` would, once its first
+    checkpoint exists; the trainer checkpoints and requeues the job. SLURM holds a requeued job
+    for about two minutes (BeginTime): the thread lifts the hold to keep the test short."""
+
+    def __init__(self, checkpoint: Path, timeout_s: float = 600) -> None:
+        super().__init__(daemon=True)
+        self.checkpoint, self.timeout_s = checkpoint, timeout_s
+        self.job_id: str | None = None
+        self.events: list[str] = []
+
+    def _train_job(self) -> str | None:
+        out = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout
+        return next((line.split()[0] for line in out.splitlines() if "rule_train" in line), None)
+
+    def _state(self) -> str:
+        return subprocess.run(
+            ["squeue", "-h", "-j", str(self.job_id), "-o", "%T"], capture_output=True, text=True
+        ).stdout.strip()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not self.checkpoint.exists() or (job := self._train_job()) is None:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.3)
+        self.job_id = job
+        subprocess.run(["scancel", "--signal=USR1", job], check=True)
+        self.events.append("signalled")
+        while self._state() != "PENDING":
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
+        self.events.append("requeued")
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
 # ----------------------------------------------------------------------------- fixture
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """The local cluster, up for this module. Stopped afterwards if this fixture started
-    it (a cluster that was already up is left running); CLIPFLOW_SLURM_KEEP=1 keeps it."""
-    reason = _unavailable_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"SLURM tests must run in CI, but: {reason}")
-        pytest.skip(reason)
-    t0 = time.monotonic()
-    try:
-        up = subprocess.run(
-            ["bash", str(SLURM_UP)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=SLURM_UP_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f".ci/slurm-up.sh did not finish in {SLURM_UP_TIMEOUT_S}s: {err}")
-    if up.returncode != 0:
-        pytest.fail(f".ci/slurm-up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
-    print(f"{up.stdout.strip()} [{time.monotonic() - t0:.1f}s]")
-    started_here = "already up" not in up.stdout
-    try:
-        yield {"account": "clipflow", "partition": "cpu"}
-    finally:
-        if started_here and os.environ.get("CLIPFLOW_SLURM_KEEP") != "1":
-            down = subprocess.run(
-                ["bash", str(SLURM_DOWN)],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            print(down.stdout.strip(), down.stderr.strip())
 
 
 # ----------------------------------------------------------------------------- tests
@@ -260,7 +238,8 @@ def test_tiny_workflow_runs_on_slurm(slurm_cluster, tmp_path):
 
 
 def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
-    """The clipflow workflow, `all`, every job through SLURM."""
+    """The clipflow workflow, `all`, every job through SLURM; its training run as two DDP ranks
+    under srun, stopped mid-run by a time-limit signal, requeued and resumed to completion."""
     snakefiles = [p for p in (REPO / "Snakefile", REPO / "workflow" / "Snakefile") if p.is_file()]
     if not snakefiles:
         pytest.skip("the workflow (Snakefile) is not written yet")
@@ -274,11 +253,13 @@ def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
     if os.environ.get("CLIPFLOW_SLURM_WORKFLOW_ARGS"):
         extra = shlex.split(os.environ["CLIPFLOW_SLURM_WORKFLOW_ARGS"])
     start = _now()
+    results = tmp_path / "results" / RUN_NAME
+    signal_thread = TimeLimitSignal(results / "checkpoints" / "clip" / "latest.pt")
+    signal_thread.start()
 
     rc, output = run_snakemake(tmp_path, ["all"], WORKFLOW_TIMEOUT_S, extra)
 
     assert rc == 0, f"snakemake exited {rc}:\n{_tail(output, 120)}\n{_job_logs(tmp_path)}"
-    results = tmp_path / "results" / RUN_NAME
     for rel in ("tables/summary.csv", "tables/summary.md", "tables/summary.tex"):
         assert (results / rel).is_file(), f"missing {results / rel}"
     assert list((results / "plots").glob("*.png")), f"no plots in {results / 'plots'}"
@@ -290,3 +271,26 @@ def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
     bad = {job: v for job, v in jobs.items() if v[0] != "COMPLETED"}
     assert not bad, f"jobs not COMPLETED: {bad}"
     assert len(rules_run) >= 2, rules_run
+
+    # The train job: two ranks in one srun step, a first attempt ended by the requeue, a second
+    # that resumed from the first one's mid-epoch checkpoint and completed.
+    signal_thread.join(timeout=5)
+    assert signal_thread.events == ["signalled", "requeued"], signal_thread.events
+    attempts = subprocess.run(
+        ["sacct", "-D", "-n", "-P", "-j", signal_thread.job_id, "-o", "JobID,State,NTasks"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    job = signal_thread.job_id
+    assert [a.split("|")[1] for a in attempts if a.split("|")[0] == job] == [
+        "REQUEUED",
+        "COMPLETED",
+    ], attempts
+    assert f"{job}.0|COMPLETED|2" in attempts, attempts
+    train_log = (results / "logs" / "train" / "clip.log").read_text()
+    resumed = re.findall(r"resumed from \S+latest.pt at epoch (\d+) step (\d+)", train_log)
+    assert len(resumed) == 2 and resumed[0] == resumed[1], train_log  # both ranks, same step
+    steps = [int(line.split(",")[1]) for line in (results / "runs" / "clip" / "train_log.csv")
+             .read_text().splitlines()[1:]]  # fmt: skip
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == 3 * (600 // 128), steps

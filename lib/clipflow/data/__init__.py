@@ -1,1 +1,2 @@
-"""Data: the synthetic default dataset, download via img2dataset, metadata, loading, samplers."""
+"""Data: the synthetic default dataset, real sources (``sources``, ``ingest``), download via
+img2dataset, metadata, loading, samplers."""

@@ -1,8 +1,10 @@
-"""Random access to the images of webdataset shards, by sample key, without unpacking them.
+"""Random access to the images of webdataset shards, by sample key, without unpacking them, and
+the training sample every loader yields.
 
 Each tar is scanned once for member offsets; reads then seek straight to the bytes. This gives
 map-style datasets (needed by index-based samplers such as HELIP's hard-pair batches) over the same
-shards that streaming loaders read.
+shards that the streaming loader (``clipflow.data.streaming``) reads; both build their samples
+with :class:`PairSamples`.
 """
 
 from __future__ import annotations
@@ -46,11 +48,16 @@ class ShardImages:
             return handle.read(size)
 
     def __getitem__(self, shard_key: tuple[str, str]) -> Image.Image:
-        return Image.open(io.BytesIO(self.read_bytes(*shard_key))).convert("RGB")
+        return decode_image(self.read_bytes(*shard_key))
 
 
-class PairsDataset(torch.utils.data.Dataset):
-    """Map-style (image, tokens, index) over a metadata table; ``index`` is the url index.
+def decode_image(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+class PairSamples:
+    """``samples(caption, index, image)`` -> one training sample: ``{"image", "text", "index"}``
+    and the extras the run's loss needs. ``index`` is the pair's url index.
 
     Options for the losses' extras (all off by default, and then the samples are exactly
     ``{"image", "text", "index"}``); every added tensor has a fixed shape, so the default collate
@@ -70,8 +77,6 @@ class PairsDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        metadata: pd.DataFrame,
-        shards_dir: str | Path,
         transform: Callable[[Image.Image], torch.Tensor],
         tokenizer: Callable[[list[str]], torch.Tensor],
         num_augs: int = 0,
@@ -87,8 +92,6 @@ class PairsDataset(torch.utils.data.Dataset):
                 "negatives and num_negatives go together: pass the negatives table and K > 0, "
                 f"or neither (got a table: {negatives is not None}, num_negatives={num_negatives})"
             )
-        self.metadata = metadata.reset_index(drop=True)
-        self.images = ShardImages(shards_dir, list(self.metadata["shard"]))
         self.transform = transform
         self.tokenizer = tokenizer
         self.num_augs = num_augs
@@ -102,29 +105,21 @@ class PairsDataset(torch.utils.data.Dataset):
             grouped = negatives.groupby("caption_index", sort=False)["negative"]
             self.negatives = {int(i): list(texts)[:num_negatives] for i, texts in grouped}
 
-    def __len__(self) -> int:
-        return len(self.metadata)
-
-    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
-        row = self.metadata.iloc[position]
-        image = self.images[row["shard"], row["key"]]
+    def __call__(self, caption: str, index: int, image: Image.Image) -> dict[str, torch.Tensor]:
         sample = {
             "image": self.transform(image),
-            "text": self.tokenizer([row["caption"]])[0],
-            "index": torch.tensor(int(row["index"])),
+            "text": self.tokenizer([caption])[0],
+            "index": torch.tensor(index),
         }
         if self.text_augment is not None:
             sample["image_views"] = torch.stack(
                 [self.transform(image) for _ in range(self.num_augs)]
             )
             sample["text_views"] = self.tokenizer(
-                [
-                    self.text_augment(row["caption"], torch.default_generator)
-                    for _ in range(self.num_augs)
-                ]
+                [self.text_augment(caption, torch.default_generator) for _ in range(self.num_augs)]
             )
         if self.num_negatives:
-            found = self.negatives.get(int(row["index"]), [])
+            found = self.negatives.get(index, [])
             texts = torch.zeros(self.num_negatives, sample["text"].shape[-1], dtype=torch.long)
             if found:
                 texts[: len(found)] = self.tokenizer(found)
@@ -132,3 +127,29 @@ class PairsDataset(torch.utils.data.Dataset):
             mask[: len(found)] = True
             sample["negative_texts"], sample["negative_mask"] = texts, mask
         return sample
+
+
+class PairsDataset(torch.utils.data.Dataset):
+    """Map-style samples (:class:`PairSamples`, with its options) over a metadata table."""
+
+    def __init__(
+        self,
+        metadata: pd.DataFrame,
+        shards_dir: str | Path,
+        transform: Callable[[Image.Image], torch.Tensor],
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        num_augs: int = 0,
+        negatives: pd.DataFrame | None = None,
+        num_negatives: int = 0,
+    ) -> None:
+        self.samples = PairSamples(transform, tokenizer, num_augs, negatives, num_negatives)
+        self.metadata = metadata.reset_index(drop=True)
+        self.images = ShardImages(shards_dir, list(self.metadata["shard"]))
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        row = self.metadata.iloc[position]
+        image = self.images[row["shard"], row["key"]]
+        return self.samples(str(row["caption"]), int(row["index"]), image)

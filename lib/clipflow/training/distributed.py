@@ -82,3 +82,9 @@ def gather_objects(value: object, context: Distributed) -> list[object]:
     gathered: list[object] = [None] * context.world_size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def barrier(context: Distributed) -> None:
+    """Wait for every rank (a no-op for one process)."""
+    if context.world_size > 1:
+        dist.barrier()

@@ -1,11 +1,13 @@
 """The training loop: one run of one loss on one dataset, checkpointed and resumable.
 
 Resume contract: everything a run needs to continue lives in ``checkpoint_dir/latest.pt`` (model,
-optimizer, scheduler, loss state such as SogCLR's per-sample averages, position in the epoch, RNG
-state and the log so far). The workflow keeps ``checkpoint_dir`` outside the rule's outputs, so a
-killed or failed job is rerun from there instead of from scratch; only the final model and the log
-are outputs. On SIGTERM or SIGUSR1 (``training/preemption.py``) the run checkpoints after the step
-in flight and raises ``TrainingPreempted``.
+optimizer, scheduler, amp's gradient scaler, loss state such as SogCLR's per-sample averages,
+position in the epoch, RNG state and the log so far). The workflow keeps ``checkpoint_dir``
+outside the rule's outputs, so a killed or failed job is rerun from there instead of from scratch;
+only the final model and the log are outputs. On SIGTERM or SIGUSR1 (``training/preemption.py``)
+the run checkpoints after the step in flight and raises ``TrainingPreempted``. A step is one
+optimizer update: with ``update_freq`` > 1 (gradient accumulation, ``training/accumulation.py``)
+no checkpoint falls between its micro-batches, and a stop signal waits for the update in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +28,17 @@ import torch
 from tqdm import tqdm
 
 from clipflow.data.shards import PairsDataset
+from clipflow.data.streaming import StreamingPairs
 from clipflow.io import write_with
 from clipflow.losses import LOSSES, build_loss
 from clipflow.losses.distributed import average_gradients
 from clipflow.losses.heads import EMATarget
 from clipflow.models import create_model, load_checkpoint, save_checkpoint
 from clipflow.training import distributed
-from clipflow.training.config import TrainConfig
+from clipflow.training.accumulation import UpdateMeter
+from clipflow.training.config import TrainConfig, check_data_loader
 from clipflow.training.extras import build_extras, dataset_options_for
+from clipflow.training.precision import Precision
 from clipflow.training.preemption import StopSignals, TrainingPreempted
 from clipflow.training.sampling import EpochBatches, build_run_sampler
 from clipflow.training.schedule import cosine_with_warmup
@@ -41,7 +47,14 @@ log = logging.getLogger(__name__)
 MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (algorithms.md notation)
 LATEST = "latest.pt"
 # Settings that change how a run executes, not what it computes: a resume may differ in them.
-EXECUTION_SETTINGS = ("threads", "device", "num_workers", "checkpoint_every_steps")
+# Gradient checkpointing recomputes the same activations, so it is one of them.
+EXECUTION_SETTINGS = (
+    "threads",
+    "device",
+    "num_workers",
+    "checkpoint_every_steps",
+    "grad_checkpointing",
+)
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,9 @@ def _resumable_state(
     if not latest.exists():
         return None
     state = load_checkpoint(latest, map_location=device)
-    saved = {k: v for k, v in state.get("config", {}).items() if k not in EXECUTION_SETTINGS}
+    # a setting added to TrainConfig after the checkpoint was written had its default then
+    saved = {**_settings(TrainConfig()), **state.get("config", {})}
+    saved = {k: v for k, v in saved.items() if k not in EXECUTION_SETTINGS}
     current = {k: v for k, v in _settings(cfg).items() if k not in EXECUTION_SETTINGS}
     if saved == current:
         return state
@@ -131,18 +146,22 @@ def train(
     checkpoint_dir: str | Path,
     outputs: TrainOutputs,
     negatives: pd.DataFrame | None = None,
+    on_preempted: Callable[[int], object] | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` on the pairs of ``metadata``, resuming from ``checkpoint_dir`` if possible.
 
     Under ``torchrun`` or ``srun`` with several processes, each rank trains on its share of every
     step's batch (``training/distributed.py``); the losses see the gathered global batch, and
-    only rank 0 writes files.
+    only rank 0 writes files. ``on_preempted(signum)`` runs on rank 0 after a stop signal's
+    checkpoint is written, while the other ranks wait (e.g. to requeue the SLURM job).
     """
     torch.set_num_threads(cfg.threads)
     checkpoint_dir = Path(checkpoint_dir)
     ranks = distributed.setup(cfg.device)
     try:
-        return _train(cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks)
+        return _train(
+            cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks, on_preempted
+        )
     finally:
         if ranks.initialised_here:
             torch.distributed.destroy_process_group()
@@ -156,12 +175,15 @@ def _train(
     outputs: TrainOutputs,
     negatives: pd.DataFrame | None,
     ranks: distributed.Distributed,
+    on_preempted: Callable[[int], object] | None,
 ) -> dict[str, Any]:
     device = torch.device(cfg.device)
     if device.type == "cuda" and ranks.world_size > 1:
         device = torch.device("cuda", ranks.local_rank)
+    precision = Precision(cfg.precision, device)
     bundle = create_model(cfg.model, cfg.pretrained, device=device, seed=cfg.seed)
     model = bundle.model
+    model.set_grad_checkpointing(cfg.grad_checkpointing)
     if ranks.is_main:  # the starting point (random or pretrained) benchmarks compare to
         save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
 
@@ -178,20 +200,41 @@ def _train(
     data_options = dataset_options_for(loss_fn)
     if "num_negatives" in data_options and negatives is None:
         raise ValueError(f"loss {cfg.loss} needs negatives: set `negatives: true` for this run")
-    dataset = PairsDataset(
-        metadata,
-        shards_dir,
-        bundle.preprocess_train,
-        bundle.tokenizer,
-        negatives=negatives if "num_negatives" in data_options else None,
-        **data_options,
-    )
+    check_data_loader(cfg)
+    dataset_args = (metadata, shards_dir, bundle.preprocess_train, bundle.tokenizer)
+    if "num_negatives" in data_options:
+        data_options["negatives"] = negatives
+    stream = None
+    if cfg.data_loader == "streaming":  # random batches streamed from the shards
+        stream = StreamingPairs(
+            *dataset_args,
+            **data_options,
+            batch_size=cfg.batch_size,
+            num_samples=cfg.train_num_samples,
+            seed=cfg.seed,
+            rank=ranks.rank,
+            world_size=ranks.world_size,
+            resampled=cfg.dataset_resampled,
+            shuffle_buffer=cfg.shuffle_buffer,
+        )
+        batches_per_epoch = stream.batches_per_epoch
+    else:
+        dataset = PairsDataset(*dataset_args, **data_options)
+        sampler = build_run_sampler(cfg, dataset, ranks.rank, ranks.world_size)
+        batches_per_epoch = len(sampler)
     # BYOLIP's momentum target of the towers (its projectors' target lives in the loss)
     target = (
         EMATarget(model, loss_fn.target_projectors.momentum) if loss_fn.uses_target_model else None
     )
-    sampler = build_run_sampler(cfg, dataset, ranks.rank, ranks.world_size)
-    steps_per_epoch = len(sampler)
+    # A step is one update of update_freq of the sampler's batches (micro-batches); batches that
+    # cannot fill an update at an epoch's end are left out, as clip-rocket's schedule does.
+    if not 1 <= cfg.update_freq <= batches_per_epoch:
+        raise ValueError(
+            f"update_freq: {cfg.update_freq} is not in [1, {batches_per_epoch}] (the batches of "
+            f"{cfg.batch_size} per epoch)"
+        )
+    micro_batches = batches_per_epoch // cfg.update_freq * cfg.update_freq
+    steps_per_epoch = micro_batches // cfg.update_freq
     total_steps = steps_per_epoch * cfg.epochs
 
     parameters = _parameter_groups(model, cfg.weight_decay)
@@ -212,6 +255,7 @@ def _train(
             target.load_state_dict(state["target"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        precision.scaler.load_state_dict(state["scaler"])
         epoch, step_in_epoch, rows = state["epoch"], state["step_in_epoch"], state["log"]
         if len(state["ranks"]) != ranks.world_size:
             raise ValueError(
@@ -228,9 +272,10 @@ def _train(
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
 
-    epoch_batches = EpochBatches(
-        sampler, bundle, dataset, device, checkpoint_dir, state is not None
-    )
+    if stream is None:
+        epoch_batches = EpochBatches(
+            sampler, bundle, dataset, device, checkpoint_dir, state is not None
+        )
     batches: list[list[int]] = []
 
     def save_state(at_epoch: int, at_step: int) -> None:
@@ -253,6 +298,7 @@ def _train(
                 "target": target.state_dict() if target is not None else {},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "scaler": precision.scaler.state_dict(),
                 "epoch": at_epoch,
                 "step_in_epoch": at_step,
                 "ranks": per_rank,
@@ -265,42 +311,57 @@ def _train(
     model.train()
     with StopSignals() as stop:
         while epoch < cfg.epochs:
-            batches = resumed_batches or epoch_batches(epoch)
-            resumed_batches = None
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_sampler=batches[step_in_epoch:],
-                num_workers=cfg.num_workers,
-                # Its own generator: creating the iterator must not draw from the global RNG, or a
-                # run resumed mid-epoch would augment differently from an unbroken one.
-                generator=torch.Generator().manual_seed(cfg.seed + epoch),
-            )
+            # Its own generator: creating the iterator must not draw from the global RNG, or a
+            # run resumed mid-epoch would augment differently from an unbroken one.
+            generator = torch.Generator().manual_seed(cfg.seed + epoch)
+            if stream is not None:  # mid-epoch, the epoch's stream restarts (data/streaming.py)
+                left = micro_batches - step_in_epoch * cfg.update_freq
+                loader = stream.loader(epoch, left, cfg.num_workers, generator)
+            else:
+                batches = resumed_batches or epoch_batches(epoch)
+                resumed_batches = None
+                loader = torch.utils.data.DataLoader(
+                    dataset,
+                    batch_sampler=batches[step_in_epoch * cfg.update_freq : micro_batches],
+                    num_workers=cfg.num_workers,
+                    generator=generator,
+                )
             progress = tqdm(
                 loader,
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                initial=step_in_epoch,
-                total=steps_per_epoch,
+                initial=step_in_epoch * cfg.update_freq,
+                total=micro_batches,
                 mininterval=5.0,
+                disable=not ranks.is_main,  # one bar per run, not one per rank
             )
+            update = UpdateMeter()
             for batch in progress:
                 started = time.perf_counter()
                 images = batch["image"].to(device, non_blocking=True)
                 texts = batch["text"].to(device, non_blocking=True)
-                out = model(images, texts)
-                image_features, text_features, logit_scale = out[0], out[1], out[2]
-                extras = build_extras(loss_fn, model, batch, device, target)
-                terms = loss_fn(image_features, text_features, logit_scale, **extras)
-                total = sum(terms.values())
-                optimizer.zero_grad(set_to_none=True)
+                with precision.autocast():
+                    out = model(images, texts)
+                    image_features, text_features, logit_scale = out[0], out[1], out[2]
+                    extras = build_extras(loss_fn, model, batch, device, target)
+                    terms = loss_fn(image_features, text_features, logit_scale, **extras)
+                    total = sum(terms.values())
                 # Each rank's loss reaches only its own shard's features (losses/distributed.py);
                 # scaled by the world size, the ranks' mean gradient is the global batch's, as in
-                # one process. Averaged by hand rather than by DistributedDataParallel, whose
-                # hooks expect one forward per step: CL2L's views and BYOLIP's targets run more.
-                (total * ranks.world_size).backward()
+                # one process; divided by update_freq, the micro-batches' gradients add up to
+                # their mean (training/accumulation.py). Averaged over ranks by hand, once per
+                # update, rather than by DistributedDataParallel, whose hooks expect one forward
+                # per step: CL2L's views and BYOLIP's targets run more.
+                precision.scaler.scale(total * ranks.world_size / cfg.update_freq).backward()
+                update.add(total, terms, len(images), time.perf_counter() - started)
+                if update.micro_batches < cfg.update_freq:
+                    continue
+                started = time.perf_counter()
                 if ranks.world_size > 1:
                     average_gradients(model)
                     average_gradients(loss_fn.heads)
-                optimizer.step()
+                precision.scaler.step(optimizer)  # unscales first; skips a step with inf/nan
+                precision.scaler.update()
+                optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 loss_fn.on_train_step_end()
                 if target is not None:
@@ -308,28 +369,32 @@ def _train(
                 with torch.no_grad():
                     model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
                 step_in_epoch += 1
-                elapsed = time.perf_counter() - started
                 rows.append(
                     {
                         "epoch": epoch + 1,
                         "step": len(rows) + 1,
                         "lr": scheduler.get_last_lr()[0],
-                        "loss": total.item(),
-                        **{k: v.item() for k, v in terms.items()},
+                        **update.log_row(ranks.world_size, time.perf_counter() - started),
                         "logit_scale": logit_scale.item(),
-                        "samples_per_s": len(images) * ranks.world_size / elapsed,
                     }
                 )
-                progress.set_postfix(loss=f"{total.item():.3f}", refresh=False)
+                update = UpdateMeter()
+                progress.set_postfix(loss=f"{rows[-1]['loss']:.3f}", refresh=False)
                 received = _agreed_signal(stop.received, ranks)
                 if received is not None:
                     save_state(epoch, step_in_epoch)
+                    if ranks.is_main and on_preempted is not None:
+                        on_preempted(received)
+                    # under srun --kill-on-bad-exit, a rank that exits first would kill rank 0
+                    # before its checkpoint (or requeue) is done
+                    distributed.barrier(ranks)
                     raise TrainingPreempted(received, epoch, step_in_epoch)
                 if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
                     save_state(epoch, step_in_epoch)
             epoch, step_in_epoch = epoch + 1, 0
             save_state(epoch, 0)
-            log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
+            if ranks.is_main:
+                log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
 
     if ranks.is_main:
         save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
