@@ -5,9 +5,13 @@ import json
 import logging
 from pathlib import Path
 
-from clipflow.data.download import DownloadOptions, download_served_folder, download_stats
+import pandas as pd
+
+from clipflow.data.download import DownloadOptions, download_served_folder
+from clipflow.data.download_report import write_download_outputs
+from clipflow.data.ingest import ingestion_summary
+from clipflow.data.sources import BAD_ROW_COLUMNS
 from clipflow.data.synthetic import read_manifest
-from clipflow.io import write_json
 from clipflow.logging_setup import setup_logging
 
 
@@ -17,6 +21,9 @@ def main() -> None:
     parser.add_argument("--url-list", required=True, help="url list tsv to write")
     parser.add_argument("--output-folder", required=True, help="folder for the webdataset shards")
     parser.add_argument("--stats", required=True, help="download summary JSON to write")
+    parser.add_argument("--bad-rows", required=True, help="csv of every lost row to write")
+    parser.add_argument("--report", required=True, help="Markdown report to write")
+    parser.add_argument("--plot", required=True, help="report bar plot (png) to write")
     parser.add_argument("--options", default="{}", help="img2dataset options as JSON")
     args = parser.parse_args()
     setup_logging()
@@ -25,8 +32,13 @@ def main() -> None:
     download_served_folder(
         Path(args.manifest).parent, manifest, args.url_list, args.output_folder, options
     )
-    stats = download_stats(args.output_folder)
-    write_json(args.stats, stats)
+    stats, bad_rows = ingestion_summary(
+        args.output_folder, pd.DataFrame(columns=BAD_ROW_COLUMNS), "download"
+    )
+    source = f"synthetic, served on loopback from `{args.manifest}`"
+    write_download_outputs(
+        stats, bad_rows, source, args.stats, args.bad_rows, args.report, args.plot
+    )
     logging.info(
         "downloaded %d of %d; failures: %s",
         stats["successes"],

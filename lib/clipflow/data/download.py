@@ -25,6 +25,7 @@ class DownloadOptions:
     image_size: int = 64
     resize_mode: str = "border"
     encode_format: str = "jpg"
+    output_format: str = "webdataset"  # the metadata and the trainer read webdataset shards
     processes_count: int = 1
     thread_count: int = 8
     number_sample_per_shard: int = 1000
@@ -32,9 +33,12 @@ class DownloadOptions:
     retries: int = 0
 
 
-def write_url_list(captions: list[str], urls: list[str], path: str | Path) -> Path:
-    """The tsv img2dataset reads (``caption\\turl`` with a header: the step HELIP does with sed)."""
-    frame = pd.DataFrame({"caption": captions, "url": urls})
+def write_url_list(
+    captions: list[str], urls: list[str], source_rows: list[int], path: str | Path
+) -> Path:
+    """The tsv img2dataset reads (``caption\\turl`` with a header: the step HELIP does with sed),
+    plus each pair's ``source_row``, which img2dataset keeps with the sample (and its failure)."""
+    frame = pd.DataFrame({"caption": captions, "url": urls, "source_row": source_rows})
     return write_with(path, lambda tmp: frame.to_csv(tmp, sep="\t", index=False))
 
 
@@ -49,7 +53,7 @@ def run_img2dataset(
         input_format="tsv",
         url_col="url",
         caption_col="caption",
-        output_format="webdataset",
+        save_additional_columns=["source_row"],
         enable_wandb=False,
         **asdict(options),
     )
@@ -65,9 +69,15 @@ def download_served_folder(
     """Serve ``source_dir`` on loopback, write the url list for ``manifest``, download it, stop."""
     with serve_directory(source_dir) as base_url:
         urls = [f"{base_url}/{path}" for path in manifest["path"]]
-        write_url_list(list(manifest["caption"]), urls, url_list)
+        # the manifest tsv's header is line 1, so its i-th pair (from 0) is on line i + 2
+        source_rows = list(range(2, len(manifest) + 2))
+        write_url_list(list(manifest["caption"]), urls, source_rows, url_list)
         log.info("serving %s at %s; downloading %d urls", source_dir, base_url, len(urls))
         run_img2dataset(url_list, output_folder, options)
+
+
+# the url list's source_row (write_url_list) comes back as one of the shard table's columns
+_STATS_COLUMNS = ["url", "caption", "source_row", "status", "error_message"]
 
 
 def download_stats(output_folder: str | Path) -> dict:
@@ -77,12 +87,7 @@ def download_stats(output_folder: str | Path) -> dict:
     if not shard_tables:
         raise FileNotFoundError(f"{output_folder}: no img2dataset shard parquet files")
     rows = pd.concat(
-        [
-            read_parquet(p, columns=["url", "caption", "status", "error_message"]).assign(
-                shard=Path(p).stem
-            )
-            for p in shard_tables
-        ],
+        [read_parquet(p, columns=_STATS_COLUMNS).assign(shard=Path(p).stem) for p in shard_tables],
         ignore_index=True,
     )
     failed = rows[rows["status"] != "success"]
@@ -94,7 +99,13 @@ def download_stats(output_folder: str | Path) -> dict:
         "success_rate": float((rows["status"] == "success").mean()) if len(rows) else 0.0,
         "failure_reasons": dict(reasons.most_common()),
         "failures": [
-            {"shard": r.shard, "url": r.url, "caption": r.caption, "error": str(r.error_message)}
+            {
+                "shard": r.shard,
+                "source_row": None if pd.isna(r.source_row) else int(r.source_row),
+                "url": r.url,
+                "caption": r.caption,
+                "error": str(r.error_message),
+            }
             for r in failed.itertuples()
         ],
     }
