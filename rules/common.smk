@@ -6,11 +6,29 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from clipflow.config import check_config
+from clipflow.config import (
+    check_config,
+    check_paper_table,
+    experiment_config,
+    scale_down,
+)
 
+# A command-line config file that sets `experiment` (config/experiments/) is the whole
+# experiment, not an extension of config/config.yaml; `scale: tiny` shrinks it to CPU minutes.
+_chosen = scale_down(
+    experiment_config(
+        config,
+        workflow.overwrite_configfiles,
+        workflow.config_settings.overwrite_config,
+    )
+)
+config.update(_chosen)  # in place: snakemake keeps its own reference to `config`
+for _key in set(config) - set(_chosen):
+    del config[_key]
 # A one-line error naming the key first; then snakemake's validate fills in the schema defaults.
 check_config(config, workflow.source_path("../config/schema.yaml"))
 validate(config, "../config/schema.yaml", set_default=True)
+check_paper_table(config)
 
 
 envvars:
@@ -91,24 +109,112 @@ def resource(family, key):
     return value if value is not None else config["resources"]["default"][key]
 
 
-def slurm_extra(family):
-    """Partition/account from config where set; otherwise the profile's defaults apply."""
+def slurm_resources(family):
+    """Optional SLURM settings (partition, account, qos, nodes, tasks per GPU, extra sbatch
+    options) of a rule family, falling back to `resources.default`; where neither sets one, the
+    profile's default or SLURM's own applies."""
+    keys = (
+        "slurm_partition",
+        "slurm_account",
+        "qos",
+        "nodes",
+        "tasks_per_gpu",
+        "slurm_extra",
+    )
+    chosen = {**config["resources"]["default"], **config["resources"].get(family, {})}
+    return {key: chosen[key] for key in keys if key in chosen}
+
+
+def training_tasks():
+    return resource("train", "tasks")
+
+
+def training_launch_resources():
+    """Resources that make a multi-rank train job: SLURM allocates `tasks` tasks, and `mpi` tells
+    the plugin's job step to run the rule's shell once (its launcher calls srun), not per task.
+    """
+    if training_tasks() == 1:
+        return {}
     return {
-        key: config["resources"][family][key]
-        for key in ("slurm_partition", "slurm_account")
-        if key in config["resources"].get(family, {})
+        "tasks": training_tasks(),
+        "mpi": "srun",
+        "cpus_per_task": resource("train", "threads"),
     }
 
 
+def train_launcher_arguments(wildcards):
+    if config["train_launcher"] != "submitit":
+        return ""
+    return f"--launcher submitit --submitit-options {shlex.quote(submitit_options(wildcards))}"
+
+
+def submitit_options(wildcards):
+    """The submitit job of a run (train_launcher: submitit), from `resources.train`."""
+    chosen = {**config["resources"]["default"], **config["resources"].get("train", {})}
+    nodes = chosen.get(
+        "nodes", 1
+    )  # `tasks` and `gpus` count the whole job, as for the plugin
+    options = {
+        "folder": f"{RESULTS}/checkpoints/{wildcards.run_name}/submitit",
+        "timeout_min": resource("train", "runtime"),
+        "nodes": nodes,
+        "tasks_per_node": training_tasks() // nodes,
+        "gpus_per_node": resource("train", "gpus") // nodes,
+        "cpus_per_task": resource("train", "threads"),
+        "mem_gb": resource("train", "mem_mb") / 1000,
+        "slurm_partition": chosen.get("slurm_partition"),
+        "slurm_account": chosen.get("slurm_account"),
+        "slurm_qos": chosen.get("qos"),
+    }
+    return json.dumps(options, sort_keys=True)
+
+
+def ingest_arguments():
+    """`--images-root`/`--max-pairs` of a real source where `data` sets them, shell-quoted."""
+    return " ".join(
+        f"{flag} {shlex.quote(str(config['data'][key]))}"
+        for flag, key in (
+            ("--images-root", "images_root"),
+            ("--max-pairs", "max_pairs"),
+        )
+        if config["data"].get(key) is not None
+    )
+
+
 def benchmark_root(name):
-    """A benchmark's data root: configured, or the synthetic one of that name."""
-    return BENCHMARKS[name].get("root", f"{RESULTS}/data/benchmarks/{name}")
+    """A benchmark's data root: configured, or the synthetic one it names (default: its own)."""
+    synthetic = BENCHMARKS[name].get("synthetic", name)
+    return BENCHMARKS[name].get("root", f"{RESULTS}/data/benchmarks/{synthetic}")
 
 
 def benchmark_inputs(wildcards):
     if "root" in BENCHMARKS[wildcards.benchmark]:
         return []
     return SYNTHETIC_BENCHMARKS
+
+
+def same_evaluation():
+    """Benchmark -> the first benchmark with the same kind, data and options.
+
+    Such benchmarks score every checkpoint identically (scale tiny's stand-ins, for one), so
+    each is evaluated once and the others get a copy of its results under their own names.
+    """
+    first = {}
+    return {
+        name: first.setdefault(
+            json.dumps(
+                [settings["kind"], benchmark_root(name), settings.get("options", {})],
+                sort_keys=True,
+            ),
+            name,
+        )
+        for name, settings in BENCHMARKS.items()
+    }
+
+
+SAME_EVALUATION = same_evaluation()
+EVALUATED = [name for name, first in SAME_EVALUATION.items() if name == first]
+COPIED = [name for name, first in SAME_EVALUATION.items() if name != first]
 
 
 def benchmark_options(wildcards):
@@ -196,3 +302,13 @@ def published_arguments():
         if pairs
         for argument in (flag, *pairs)
     )
+
+
+PAPER_TABLE = config["report"].get("paper_table")
+
+
+def paper_table_argument():
+    """The report's `--paper-table` (report.paper_table as JSON), when the config has one."""
+    if PAPER_TABLE is None:
+        return ""
+    return f"--paper-table {shlex.quote(json.dumps(PAPER_TABLE, sort_keys=True))}"

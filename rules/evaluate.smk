@@ -8,7 +8,7 @@ rule synthesize_benchmarks:
     conda:
         "../envs/data.yaml"
     resources:
-        **slurm_extra("default"),
+        **slurm_resources("default"),
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
@@ -36,12 +36,12 @@ rule evaluate:
     wildcard_constraints:
         run_name="|".join(RUNS),
         weights="|".join(CHECKPOINTS),
-        benchmark="|".join(BENCHMARKS),
+        benchmark="|".join(EVALUATED),
     conda:
         "../envs/evaluate.yaml"
     threads: resource("default", "threads")
     resources:
-        **slurm_extra("default"),
+        **slurm_resources("default"),
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
@@ -60,3 +60,29 @@ rule evaluate:
         " --batch-size {params.batch_size} --dataset-name {wildcards.benchmark:q} {params.options}"
         " --option embedding_cache={params.embedding_cache:q}"
         " > {log:q} 2>&1"
+
+
+if COPIED:
+
+    rule copy_result:
+        input:
+            result=lambda wildcards: (
+                f"{RESULTS}/eval/{wildcards.run_name}/{wildcards.weights}/"
+                f"{SAME_EVALUATION[wildcards.benchmark]}.json"
+            ),
+        output:
+            result=f"{RESULTS}/eval/{{run_name}}/{{weights}}/{{benchmark}}.json",
+        log:
+            f"{RESULTS}/logs/evaluate/{{run_name}}/{{weights}}/{{benchmark}}.log",
+        wildcard_constraints:
+            run_name="|".join(RUNS),
+            weights="|".join(CHECKPOINTS),
+            benchmark="|".join(COPIED),
+        localrule: True
+        conda:
+            "../envs/evaluate.yaml"
+        params:
+            script=script("copy_result.py"),
+        shell:
+            "python {params.script:q} --input {input.result:q} --output {output.result:q}"
+            " --dataset-name {wildcards.benchmark:q} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ rule build_metadata:
     conda:
         "../envs/data.yaml"
     resources:
-        **slurm_extra("default"),
+        **slurm_resources("default"),
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:

@@ -17,7 +17,7 @@ rule embed_pairs:
         "../envs/mining.yaml"
     threads: resource("train", "threads")
     resources:
-        **slurm_extra("train"),
+        **slurm_resources("train"),
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
         gpu=resource("train", "gpus"),
@@ -48,7 +48,7 @@ rule mine_hard_pairs:
         "../envs/mining.yaml"
     threads: resource("mining", "threads")
     resources:
-        **slurm_extra("mining"),
+        **slurm_resources("mining"),
         mem_mb=resource("mining", "mem_mb"),
         runtime=resource("mining", "runtime"),
         gpu=resource("mining", "gpus"),

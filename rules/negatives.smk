@@ -12,7 +12,7 @@ rule negatives:
         "../envs/negatives.yaml"
     threads: config["negatives"]["n_process"]
     resources:
-        **slurm_extra("default"),
+        **slurm_resources("default"),
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:

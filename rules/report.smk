@@ -12,6 +12,11 @@ rule report:
         ),
         comparison_plot=f"{RESULTS}/plots/comparison.png",
         published=multiext(f"{RESULTS}/tables/published", ".csv", ".md", ".tex"),
+        paper=(
+            multiext(f"{RESULTS}/tables/paper", ".csv", ".md", ".tex")
+            if PAPER_TABLE
+            else []
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -19,7 +24,7 @@ rule report:
     conda:
         "../envs/report.yaml"
     resources:
-        **slurm_extra("default"),
+        **slurm_resources("default"),
         mem_mb=resource("default", "mem_mb"),
         runtime=resource("default", "runtime"),
     params:
@@ -28,8 +33,9 @@ rule report:
         plots_dir=lambda wildcards, output: Path(output.loss_plot).parent,
         shared_init=shared_init_arguments(),
         published=published_arguments(),
+        paper_table=paper_table_argument(),
     shell:
         "python {params.script:q} --results {input.results:q} --train-logs {input.train_logs:q}"
         " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} {params.shared_init}"
-        " {params.published}"
+        " {params.published} {params.paper_table}"
         " > {log:q} 2>&1"

@@ -2,12 +2,14 @@
 
 Writes TABLES_DIR/summary.csv (fractions), summary.md and summary.tex (percent), and
 PLOTS_DIR/loss_curves.png (only with --train-logs), PLOTS_DIR/<benchmark>.png per benchmark and
-PLOTS_DIR/comparison.png (every run against every benchmark).
+PLOTS_DIR/comparison.png (every run against every benchmark); with --paper-table, also
+TABLES_DIR/paper.{csv,md,tex}: a paper's table with measured and published columns.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 from clipflow.reporting import build_report
@@ -42,6 +44,12 @@ def main() -> None:
     for flag, (metavar, text) in pairs.items():
         parser.add_argument(flag, nargs="*", default=[], metavar=metavar, help=text)
     parser.add_argument("--published-csv", default=str(PUBLISHED_CSV), help="reference numbers")
+    parser.add_argument(
+        "--paper-table",
+        type=json.loads,
+        metavar="JSON",
+        help="the config's report.paper_table (title, rows, columns) as JSON",
+    )
     args = parser.parse_args()
     mappings = {}
     for flag, (metavar, _) in pairs.items():
@@ -61,6 +69,7 @@ def main() -> None:
             references=mappings["--reference"],
             published_as=mappings["--published-as"],
             published_csv=args.published_csv,
+            paper=args.paper_table,
         )
     except (ValueError, OSError) as error:
         parser.exit(1, f"report.py: error: {error}\n")

@@ -10,11 +10,13 @@ published model it reproduces (``runs.<run>.published_as``) to get a row of diff
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from clipflow.io import write_text
 from clipflow.reporting.inputs import ReportInputError
 from clipflow.reporting.tables import write_tables
 
@@ -92,3 +94,96 @@ def write_published_tables(
     if table.empty:
         note = "no enabled benchmark names a published reference (benchmarks.enabled.*.published)."
     return write_tables(table, tables_dir, stem="published", keys=KEYS, note=note)
+
+
+PAPER_KINDS = ("measured", "published")
+
+
+def paper_table(
+    results: pd.DataFrame,
+    published: pd.DataFrame,
+    spec: Mapping[str, Any],
+    references: Mapping[str, str],
+    shared_init: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """A paper's results table re-made from this experiment (``report.paper_table``).
+
+    ``spec`` has ``rows`` (``label``, optional ``run``, ``checkpoint`` (default ``final``) and
+    ``published`` model of ``published``) and ``columns`` (``benchmark``, ``metric``, ``label``).
+    The frame is indexed by the rows' labels (``method``); its columns are ``(label, kind)`` for
+    each column and kind in ``PAPER_KINDS``: the run's value of ``benchmark/metric`` at that
+    checkpoint, and the published model's value of ``metric`` on the benchmark's reference
+    (``references``). A missing number is NaN. ``shared_init`` maps a run to the run whose
+    ``init`` results stand for its own, as in the summary.
+    """
+    shared_init = shared_init or {}
+    unknown = sorted(
+        {row["published"] for row in spec["rows"] if "published" in row} - set(published["model"])
+    )
+    if unknown:
+        raise ValueError(f"report.paper_table: no published numbers for model(s) {unknown}")
+    measured = results.set_index(["run", "checkpoint", "benchmark", "metric"])["value"]
+    reference = published.set_index(["model", "benchmark", "metric"])["value"]
+    records = []
+    for row in spec["rows"]:
+        checkpoint = row.get("checkpoint", "final")
+        run = row.get("run")
+        if run is not None and checkpoint == "init":
+            run = shared_init.get(run, run)
+        record = {}
+        for column in spec["columns"]:
+            mine = (run, checkpoint, column["benchmark"], column["metric"])
+            theirs = (row.get("published"), references.get(column["benchmark"]), column["metric"])
+            record[(column["label"], "measured")] = measured.get(mine, float("nan"))
+            record[(column["label"], "published")] = reference.get(theirs, float("nan"))
+        records.append(record)
+    columns = pd.MultiIndex.from_product([[c["label"] for c in spec["columns"]], PAPER_KINDS])
+    index = pd.Index([row["label"] for row in spec["rows"]], name="method")
+    return pd.DataFrame.from_records(records, index=index, columns=columns)
+
+
+def paper_sources(
+    published: pd.DataFrame, spec: Mapping[str, Any], references: Mapping[str, str]
+) -> list[str]:
+    """``"<model>: <source>; <source>"`` for each model with a number in the
+    :func:`paper_table` of ``spec``, naming the sources of the numbers shown, each once."""
+    shown = {
+        (row["published"], references.get(column["benchmark"]), column["metric"])
+        for row in spec["rows"]
+        if "published" in row
+        for column in spec["columns"]
+    }
+    keys = zip(published["model"], published["benchmark"], published["metric"], strict=True)
+    rows = published[[key in shown for key in keys]]
+    sources: dict[str, dict[str, None]] = {}
+    for row in rows.itertuples():
+        sources.setdefault(row.model, {})[row.source] = None
+    return [f"{model}: {'; '.join(named)}" for model, named in sources.items()]
+
+
+def write_paper_tables(
+    table: pd.DataFrame, tables_dir: str | os.PathLike, title: str, sources: Sequence[str]
+) -> list[Path]:
+    """``paper.csv`` (fractions; columns ``<label> measured`` and ``<label> published``),
+    ``paper.md`` and ``paper.tex`` (percent; LaTeX with the paper's two-level header) of a
+    :func:`paper_table`, under ``title`` and with the ``sources`` of its published numbers."""
+    tables_dir = Path(tables_dir)
+    note = "Metrics in percent; blank: not measured or not published."
+    note += "".join(f" {source}." for source in sources)
+    flat_columns = [f"{label} {kind}" for label, kind in table.columns]
+    percent = table * 100
+    flat = percent.set_axis(flat_columns, axis=1).reset_index()
+    markdown = (
+        flat.astype(object)
+        .where(flat.notna(), None)  # tabulate leaves only None blank
+        .to_markdown(index=False, floatfmt=".2f", missingval="")
+    )
+    latex = percent.to_latex(float_format="%.2f", na_rep="", escape=True, multicolumn_format="c")
+    return [
+        write_text(
+            tables_dir / "paper.csv",
+            table.set_axis(flat_columns, axis=1).reset_index().to_csv(index=False),
+        ),
+        write_text(tables_dir / "paper.md", f"**{title}**\n\n{note}\n\n{markdown}\n"),
+        write_text(tables_dir / "paper.tex", f"% {title}\n% {note}\n{latex}"),
+    ]

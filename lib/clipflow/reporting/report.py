@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from clipflow.reporting.inputs import load_results, load_train_logs
 from clipflow.reporting.plots import (
@@ -16,7 +17,10 @@ from clipflow.reporting.plots import (
 from clipflow.reporting.published import (
     PUBLISHED_CSV,
     load_published,
+    paper_sources,
+    paper_table,
     published_table,
+    write_paper_tables,
     write_published_tables,
 )
 from clipflow.reporting.tables import summary_table, write_tables
@@ -31,6 +35,7 @@ def build_report(
     references: Mapping[str, str] | None = None,
     published_as: Mapping[str, str] | None = None,
     published_csv: str | os.PathLike = PUBLISHED_CSV,
+    paper: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write the summary tables, ``loss_curves.png`` (when logs are given), one
     ``<benchmark>.png`` per benchmark and ``comparison.png``; return the paths written.
@@ -38,7 +43,8 @@ def build_report(
     ``shared_init`` maps a run to the run whose ``init`` results stand for its own (see
     :func:`~clipflow.reporting.tables.summary_table`). ``published.{csv,md,tex}`` set the
     benchmarks that ``references`` maps to a reference benchmark of ``published_csv`` beside
-    its published rows (:mod:`clipflow.reporting.published`).
+    its published rows (:mod:`clipflow.reporting.published`); with ``paper`` (the config's
+    ``report.paper_table``), ``paper.{csv,md,tex}`` re-make that paper's table.
     """
     if not results:
         raise ValueError("no result files given")
@@ -51,6 +57,10 @@ def build_report(
         raise ValueError(f"{published_csv}: no published numbers for benchmark(s) {unknown}")
     comparison = published_table(measured, published, references or {}, published_as)
     written += write_published_tables(comparison, tables_dir, published)
+    if paper is not None:
+        table_of_paper = paper_table(measured, published, paper, references or {}, shared_init)
+        sources = paper_sources(published, paper, references or {})
+        written += write_paper_tables(table_of_paper, tables_dir, paper["title"], sources)
     if train_logs:
         written.append(
             plot_loss_curves(load_train_logs(train_logs), Path(plots_dir, "loss_curves.png"))
