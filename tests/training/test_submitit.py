@@ -17,7 +17,8 @@ from clipflow.training import TrainConfig, TrainOutputs
 from clipflow.training.request import TrainingRequest
 from clipflow.training.submitit_launch import SubmititOptions, submit
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one worker holds the cluster (its fixture starts and stops it)
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 def _state(job_id: str) -> str:
