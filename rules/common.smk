@@ -110,17 +110,10 @@ def resource(family, key):
 
 
 def slurm_resources(family):
-    """Optional SLURM settings (partition, account, qos, nodes, tasks per GPU, extra sbatch
-    options) of a rule family, falling back to `resources.default`; where neither sets one, the
-    profile's default or SLURM's own applies."""
-    keys = (
-        "slurm_partition",
-        "slurm_account",
-        "qos",
-        "nodes",
-        "tasks_per_gpu",
-        "slurm_extra",
-    )
+    """Optional SLURM settings (partition, account, qos, extra sbatch options) of a rule family,
+    falling back to `resources.default`; where neither sets one, the profile's default or
+    SLURM's own applies."""
+    keys = ("slurm_partition", "slurm_account", "qos", "slurm_extra")
     chosen = {**config["resources"]["default"], **config["resources"].get(family, {})}
     return {key: chosen[key] for key in keys if key in chosen}
 
@@ -130,16 +123,22 @@ def training_tasks():
 
 
 def training_launch_resources():
-    """Resources that make a multi-rank train job: SLURM allocates `tasks` tasks, and `mpi` tells
-    the plugin's job step to run the rule's shell once (its launcher calls srun), not per task.
-    """
+    """Resources that make a multi-rank train job: SLURM allocates `tasks` tasks over `nodes`,
+    one per GPU unless `tasks_per_gpu` says otherwise (the plugin would take `tasks` per GPU),
+    and `mpi` tells the plugin's job step to run the rule's shell once (its launcher calls srun)
+    rather than once per task."""
     if training_tasks() == 1:
         return {}
-    return {
+    chosen = {**config["resources"]["default"], **config["resources"].get("train", {})}
+    launch = {
         "tasks": training_tasks(),
         "mpi": "srun",
         "cpus_per_task": resource("train", "threads"),
+        "nodes": chosen.get("nodes", 1),
     }
+    if resource("train", "gpus"):
+        launch["tasks_per_gpu"] = chosen.get("tasks_per_gpu", 1)
+    return launch
 
 
 def train_launcher_arguments(wildcards):

@@ -52,6 +52,24 @@ def tiny_download(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="session")
+def metadata(tiny_download):
+    """The tiny download's metadata table."""
+    from clipflow.data.metadata import build_metadata
+
+    return build_metadata(tiny_download["shards"])
+
+
+@pytest.fixture(scope="session")
+def metadata_file(metadata, tmp_path_factory):
+    """The same table as the parquet file the train script reads."""
+    from clipflow.io import write_with
+
+    path = tmp_path_factory.mktemp("meta") / "pairs.parquet"
+    write_with(path, lambda tmp: metadata.to_parquet(tmp, index=False))
+    return path
+
+
 SLURM_UP = REPO / ".ci" / "slurm-up.sh"
 SLURM_DOWN = REPO / ".ci" / "slurm-down.sh"
 SLURM_UP_TIMEOUT_S = 900  # includes apt-get install on a fresh machine

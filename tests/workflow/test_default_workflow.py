@@ -16,7 +16,7 @@ from clipflow.io import read_parquet
 from clipflow.models import load_checkpoint
 from tests.conftest import PYTHON, REPO
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("default_workflow")]  # one run, shared
+pytestmark = pytest.mark.slow
 WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs"]
 STAGES = {
     "synthesize_dataset",

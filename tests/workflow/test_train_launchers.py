@@ -31,14 +31,17 @@ def _plan(config: str, folder: Path) -> str:
 
 def test_several_tasks_run_as_ranks_and_ask_slurm_for_them(tmp_path: Path) -> None:
     train = _plan(
-        "resources:\n  train:\n    tasks: 4\n    nodes: 2\n    threads: 3\n    qos: high\n"
+        "resources:\n  train:\n    tasks: 4\n    nodes: 2\n    gpus: 4\n    threads: 3\n"
+        "    qos: high\n"
         "    slurm_extra: '--signal=USR1@120'\n",
         tmp_path,
     )
     assert "python -m clipflow.launch --tasks 4 -- workflow_scripts/train.py" in train
     assert "--threads 3 " in train  # per rank; the job's 12 threads are the scheduler's count
     resources = re.search(r"resources: (.*)", train).group(1)
-    for expected in ("tasks=4", "mpi=srun", "cpus_per_task=3", "nodes=2", "qos=high"):
+    # one rank per GPU: left unset, the plugin would ask for `tasks` tasks per GPU
+    expected_resources = ("tasks=4", "mpi=srun", "cpus_per_task=3", "nodes=2", "gpu=4")
+    for expected in (*expected_resources, "tasks_per_gpu=1", "qos=high"):
         assert expected in resources.split(", "), resources
     assert "slurm_extra=--signal=USR1@120" in resources
 
