@@ -10,6 +10,7 @@ with :class:`PairSamples`.
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,14 +39,26 @@ class ShardImages:
                     if f".{suffix.lower()}" in IMAGE_SUFFIXES:
                         self._offsets[(shard, stem)] = (member.offset_data, member.size)
 
+        self._descriptors: dict[str, int] = {}
+
     def read_bytes(self, shard: str, key: str) -> bytes:
         try:
             offset, size = self._offsets[(shard, key)]
         except KeyError:
             raise KeyError(f"{self.shards_dir / shard}: no image for key {key!r}") from None
-        with open(self.shards_dir / shard, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(size)
+        # One descriptor per shard, read with pread: no open() per sample, and no shared file
+        # position, so DataLoader workers forked with the descriptors cannot disturb each other.
+        if shard not in self._descriptors:
+            self._descriptors[shard] = os.open(self.shards_dir / shard, os.O_RDONLY)
+        return os.pread(self._descriptors[shard], size, offset)
+
+    def __getstate__(self) -> dict:
+        # descriptors do not survive pickling (spawned workers): each process opens its own
+        return {**self.__dict__, "_descriptors": {}}
+
+    def __del__(self) -> None:
+        for descriptor in getattr(self, "_descriptors", {}).values():
+            os.close(descriptor)
 
     def __getitem__(self, shard_key: tuple[str, str]) -> Image.Image:
         return decode_image(self.read_bytes(*shard_key))
@@ -145,11 +158,20 @@ class PairsDataset(torch.utils.data.Dataset):
         self.samples = PairSamples(transform, tokenizer, num_augs, negatives, num_negatives)
         self.metadata = metadata.reset_index(drop=True)
         self.images = ShardImages(shards_dir, list(self.metadata["shard"]))
+        # plain tuples: a DataFrame row lookup per sample cost more than its tokenization
+        self._rows = list(
+            zip(
+                self.metadata["shard"],
+                self.metadata["key"],
+                self.metadata["caption"].astype(str),
+                self.metadata["index"].astype(int),
+                strict=True,
+            )
+        )
 
     def __len__(self) -> int:
         return len(self.metadata)
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
-        row = self.metadata.iloc[position]
-        image = self.images[row["shard"], row["key"]]
-        return self.samples(str(row["caption"]), int(row["index"]), image)
+        shard, key, caption, index = self._rows[position]
+        return self.samples(caption, int(index), self.images[shard, key])
