@@ -109,12 +109,17 @@ def resource(family, key):
     return value if value is not None else config["resources"]["default"][key]
 
 
+def family_resources(family):
+    """Every resource a rule family sets, over those of `resources.default`."""
+    return {**config["resources"]["default"], **config["resources"].get(family, {})}
+
+
 def slurm_resources(family):
     """Optional SLURM settings (partition, account, qos, extra sbatch options) of a rule family,
     falling back to `resources.default`; where neither sets one, the profile's default or
     SLURM's own applies."""
     keys = ("slurm_partition", "slurm_account", "qos", "slurm_extra")
-    chosen = {**config["resources"]["default"], **config["resources"].get(family, {})}
+    chosen = family_resources(family)
     return {key: chosen[key] for key in keys if key in chosen}
 
 
@@ -129,7 +134,7 @@ def training_launch_resources():
     rather than once per task."""
     if training_tasks() == 1:
         return {}
-    chosen = {**config["resources"]["default"], **config["resources"].get("train", {})}
+    chosen = family_resources("train")
     launch = {
         "tasks": training_tasks(),
         "mpi": "srun",
@@ -149,7 +154,7 @@ def train_launcher_arguments(wildcards):
 
 def submitit_options(wildcards):
     """The submitit job of a run (train_launcher: submitit), from `resources.train`."""
-    chosen = {**config["resources"]["default"], **config["resources"].get("train", {})}
+    chosen = family_resources("train")
     nodes = chosen.get(
         "nodes", 1
     )  # `tasks` and `gpus` count the whole job, as for the plugin
