@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+import nltk
 import numpy as np
 import pytest
 from evaluation_fixtures import (
@@ -298,54 +299,106 @@ CAPTIONS = [
     "A man with a red helmet on a small moped on a dirt road. ",
     "Two people in t-shirts, one wearing a hat!",
     "Dog.",
+    'A man\'s hat,  on the 2nd floor of a "red" barn',
 ]
 
 
-def aro_text_shuffler(seed: int, tokens_and_tags: list[tuple[list[str], list[str]]]):
-    """ARO's ``TextShuffler`` calls, copied, on the global generators ``seed_all`` seeds."""
-    random.seed(seed)
-    np.random.seed(seed)
-    out = []
-    for tokens, tags in tokens_and_tags:
+class AroTextShuffler:
+    """ARO's ``TextShuffler`` (``dataset_zoo/perturbations.py``), re-typed: its spaCy pipeline,
+    the global generators that ``seed_all`` seeds, ``nltk.word_tokenize`` for the trigrams
+    (without Punkt's sentence split, which needs downloaded data)."""
+
+    def __init__(self, nlp) -> None:
+        self.nlp = nlp
+
+    def shuffle_nouns_and_adj(self, ex):
+        doc = self.nlp(ex)
+        tokens = [token.text for token in doc]
         text = np.array(tokens)
-        noun_idx = [i for i, t in enumerate(tags) if t in ["NN", "NNS", "NNP", "NNPS"]]
-        adjective_idx = [i for i, t in enumerate(tags) if t in ["JJ", "JJR", "JJS"]]
+        noun_idx = [i for i, token in enumerate(doc) if token.tag_ in ["NN", "NNS", "NNP", "NNPS"]]
+        adjective_idx = [i for i, token in enumerate(doc) if token.tag_ in ["JJ", "JJR", "JJS"]]
         text[noun_idx] = np.random.permutation(text[noun_idx])
         text[adjective_idx] = np.random.permutation(text[adjective_idx])
-        first = " ".join(text)
+        return " ".join(text)
+
+    def shuffle_allbut_nouns_and_adj(self, ex):
+        doc = self.nlp(ex)
+        tokens = [token.text for token in doc]
         text = np.array(tokens)
         noun_adj_idx = [
-            i for i, t in enumerate(tags) if t in ["NN", "NNS", "NNP", "NNPS", "JJ", "JJR", "JJS"]
+            i
+            for i, token in enumerate(doc)
+            if token.tag_ in ["NN", "NNS", "NNP", "NNPS", "JJ", "JJR", "JJS"]
         ]
         else_idx = np.ones(text.shape[0])
         else_idx[noun_adj_idx] = 0
         else_idx = else_idx.astype(bool)
         text[else_idx] = np.random.permutation(text[else_idx])
-        second = " ".join(text)
-        words = [t for t in tokens if t.strip()]
-        trigrams = [words[i : i + 3] for i in range(0, len(words), 3)]
+        return " ".join(text)
+
+    def get_trigrams(self, sentence):
+        trigrams = []
+        trigram = []
+        for i in range(len(sentence)):
+            trigram.append(sentence[i])
+            if i % 3 == 2:
+                trigrams.append(trigram[:])
+                trigram = []
+        if trigram:
+            trigrams.append(trigram)
+        return trigrams
+
+    def trigram_shuffle(self, sentence):
+        trigrams = self.get_trigrams(sentence)
         for trigram in trigrams:
             random.shuffle(trigram)
-        third = " ".join(" ".join(t) for t in trigrams)
-        trigrams = [words[i : i + 3] for i in range(0, len(words), 3)]
+        return " ".join([" ".join(trigram) for trigram in trigrams])
+
+    def shuffle_within_trigrams(self, ex):
+        tokens = nltk.word_tokenize(ex, preserve_line=True)
+        return self.trigram_shuffle(tokens)
+
+    def shuffle_trigrams(self, ex):
+        tokens = nltk.word_tokenize(ex, preserve_line=True)
+        trigrams = self.get_trigrams(tokens)
         random.shuffle(trigrams)
-        fourth = " ".join(" ".join(t) for t in trigrams)
-        out.append([first, second, third, fourth])
-    return out
+        return " ".join([" ".join(trigram) for trigram in trigrams])
 
 
-def test_perturbations_follow_aros_random_streams() -> None:
+def aro_perturbations(seed: int, captions: list[str]) -> list[list[str]]:
+    """What ``COCO_Order`` builds after ``seed_all(seed)``: per caption, the four shuffles."""
+    shuffler = AroTextShuffler(load_tagger())
+    functions = [
+        shuffler.shuffle_nouns_and_adj,
+        shuffler.shuffle_allbut_nouns_and_adj,
+        shuffler.shuffle_within_trigrams,
+        shuffler.shuffle_trigrams,
+    ]
     states = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
     try:
-        docs = [load_tagger()(caption) for caption in CAPTIONS]
-        tokens_and_tags = [([t.text for t in d], [t.tag_ for t in d]) for d in docs]
-        for seed in (1, 2):
-            assert OrderPerturber(seed).perturb(CAPTIONS) == aro_text_shuffler(
-                seed, tokens_and_tags
-            )
+        return [[function(caption) for function in functions] for caption in captions]
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
+
+
+def test_perturbations_follow_aros_random_streams() -> None:
+    for seed in (1, 2):
+        assert OrderPerturber(seed).perturb(CAPTIONS) == aro_perturbations(seed, CAPTIONS)
+
+
+def test_trigram_shuffles_split_words_as_nltk() -> None:
+    # spaCy splits "t-shirts" in three and keeps "  " as a token; NLTK keeps "t-shirts" whole
+    # and drops the spaces, so the trigrams (and how many draws they take) are ARO's. Each
+    # trigram shuffle keeps NLTK's tokens, and "mat." keeps its period (no Punkt split).
+    captions = ["Two people in t-shirts, one wearing a hat!", "A cat  on a mat. A dog."]
+    [[*_, within, trigrams], [*_, within_2, trigrams_2]] = OrderPerturber(seed=1).perturb(captions)
+    assert within == "people in Two one t-shirts , wearing hat a !"
+    assert trigrams == "Two people in t-shirts , one wearing a hat !"  # drew the same order
+    assert within_2 == "cat on A A a mat. dog ."
+    assert trigrams_2 == "dog . A cat on a mat. A"
 
 
 def test_perturbations_move_only_their_words() -> None:

