@@ -114,7 +114,11 @@ def test_tiny_keeps_the_experiment_but_not_its_data_model_or_hardware() -> None:
             "synthetic": "retrieval",
             "options": {"annotation": "dataset_synthetic.json"},
         },
-        "vgr": {"kind": "sugarcrepe", "synthetic": "compositional"},
+        "vgr": {
+            "kind": "sugarcrepe",
+            "synthetic": "compositional",
+            "options": {"subsets": ["replace_att", "swap_att", "replace_rel", "swap_obj"]},
+        },
         "shapes_zeroshot": {"kind": "imagefolder_zeroshot"},  # already synthetic
     }
     # the encoder becomes the first run that does not itself wait for the hard pairs

@@ -88,7 +88,12 @@ _RETRIEVAL = {
     "synthetic": "retrieval",
     "options": {"annotation": "dataset_synthetic.json"},
 }
-_COMPOSITIONAL = {"kind": "sugarcrepe", "synthetic": "compositional"}
+# The synthetic SugarCrepe has four of the seven subsets (clipflow.data.synthetic).
+_COMPOSITIONAL = {
+    "kind": "sugarcrepe",
+    "synthetic": "compositional",
+    "options": {"subsets": ["replace_att", "swap_att", "replace_rel", "swap_obj"]},
+}
 TINY_STAND_INS: dict[str, dict[str, Any]] = {
     "imagefolder_zeroshot": _ZEROSHOT,
     "cifar10": _ZEROSHOT,

@@ -1,9 +1,10 @@
 """Our metrics equal CLIP_benchmark's own functions on the same random model and data.
 
 CLIP_benchmark runs with ``amp=False`` (its CPU autocast is bfloat16) and gets its data from
-torchvision's ``ImageFolder`` / its own ``SugarCrepe`` dataset, so labels and ordering are
-checked too. SugarCrepe compares with ``image_caption_selection``'s ``text_acc``, which differs
-from ours only on exact score ties.
+torchvision's ``ImageFolder`` / its own ``sugar_crepe/<subset>`` datasets (built by its
+``build_dataset`` from the same root, so the data layout is checked too), so labels and
+ordering are checked too. SugarCrepe compares with ``image_caption_selection``'s ``text_acc``,
+which differs from ours only on exact score ties.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_benchmark.datasets.builder import image_captions_collate_fn
-from clip_benchmark.datasets.sugar_crepe import SugarCrepe
+from clip_benchmark.datasets.builder import build_dataset, image_captions_collate_fn
 from clip_benchmark.metrics import image_caption_selection, zeroshot_classification
 from clip_benchmark.metrics import zeroshot_retrieval as cb_retrieval
 from evaluation_fixtures import karpathy_record, write_json, write_noise_image
@@ -99,7 +99,7 @@ def check_sugarcrepe(bundle, root: Path, n_images: int, per_subset: int) -> None
     rng = np.random.default_rng(1)
     names = [f"{i:012d}.jpg" for i in range(n_images)]
     for i, name in enumerate(names):
-        write_noise_image(root / "images" / name, seed=500 + i)
+        write_noise_image(root / "val2017" / name, seed=500 + i)
     for subset in ("add_att", "swap_obj"):
         write_json(
             root / f"{subset}.json",
@@ -112,10 +112,21 @@ def check_sugarcrepe(bundle, root: Path, n_images: int, per_subset: int) -> None
                 for k in range(per_subset)
             },
         )
-    ours = evaluate("sugarcrepe", bundle.model, bundle.preprocess_val, bundle.tokenizer, root)
-    for subset in ("add_att", "swap_obj"):
-        dataset = SugarCrepe(
-            str(root / "images"), str(root / f"{subset}.json"), transform=bundle.preprocess_val
+    subsets = ["add_att", "swap_obj"]
+    ours = evaluate(
+        "sugarcrepe",
+        bundle.model,
+        bundle.preprocess_val,
+        bundle.tokenizer,
+        root,
+        subsets=subsets,
+    )
+    for subset in subsets:
+        dataset = build_dataset(
+            f"sugar_crepe/{subset}",
+            root=str(root),
+            transform=bundle.preprocess_val,
+            task="image_caption_selection",
         )
         loader = DataLoader(dataset, batch_size=BATCH, collate_fn=image_captions_collate_fn)
         theirs = image_caption_selection.evaluate(

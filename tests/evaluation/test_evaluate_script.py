@@ -23,7 +23,7 @@ def run_script(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
 
 def make_sugarcrepe(root: Path) -> Path:
     for i in range(3):
-        write_noise_image(root / "images" / f"{i}.jpg", seed=i)
+        write_noise_image(root / "val2017" / f"{i}.jpg", seed=i)
     records = {
         str(k): {
             "filename": f"{k % 3}.jpg",
@@ -56,15 +56,22 @@ def test_checkpoint_is_scored_and_written(monkeypatch, tmp_path: Path) -> None:
     )
     result = json.loads(output.read_text())
     expected = evaluate(
-        "sugarcrepe", bundle.model, bundle.preprocess_val, bundle.tokenizer, root, batch_size=4
+        "sugarcrepe",
+        bundle.model,
+        bundle.preprocess_val,
+        bundle.tokenizer,
+        root,
+        batch_size=4,
+        subsets=["replace_obj"],
     )
     assert result == {
         "dataset": "sugar_crepe",
         "model": "clipflow-tiny-vit",
         "pretrained": str(checkpoint),
         "task": "image_caption_selection",
-        "metrics": pytest.approx(expected, abs=1e-6),
+        "metrics": pytest.approx(dict(expected), abs=1e-6),
         "language": "en",
+        "parts": ["replace_obj"],
     }
 
 
@@ -83,6 +90,7 @@ def test_embedding_cache_is_per_checkpoint(monkeypatch, tmp_path: Path) -> None:
             *("--benchmark", "sugarcrepe", "--data-root", str(root)),
             *("--model", "clipflow-tiny-vit", "--pretrained", str(checkpoint)),
             *("--output", str(output), "--option", f"embedding_cache={cache}"),
+            *("--option", "subsets=replace_obj"),
         )
         results.append(json.loads(output.read_text())["metrics"])
         files.append(sorted(p.name for p in cache.glob("*.npy")))
@@ -117,7 +125,7 @@ def test_bad_input_is_one_line(monkeypatch, capsys, tmp_path: Path, extra, messa
                 "--model",
                 "clipflow-tiny-vit",
             ),
-            *("--output", str(tmp_path / "out.json"), *extra),
+            *("--output", str(tmp_path / "out.json"), "--option", "subsets=replace_obj", *extra),
         )
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -86,7 +86,7 @@ class Unusable(LookupModel):
 
 
 def test_embedding_cache_reuses_embeddings_of_the_same_weights(tmp_path: Path) -> None:
-    write_id_image(tmp_path / "images" / "0.jpg", 0)
+    write_id_image(tmp_path / "val2017" / "0.jpg", 0)
     record = {"filename": "0.jpg", "caption": "good", "negative_caption": "bad"}
     write_json(tmp_path / "add_obj.json", {"0": record})
     texts = {"good": [1.0, 0.0], "bad": [0.0, 1.0]}
@@ -94,7 +94,13 @@ def test_embedding_cache_reuses_embeddings_of_the_same_weights(tmp_path: Path) -
 
     def run(model: LookupModel) -> dict[str, float]:
         return evaluate(
-            "sugarcrepe", model, id_preprocess, model.tokenizer, tmp_path, embedding_cache=cache
+            "sugarcrepe",
+            model,
+            id_preprocess,
+            model.tokenizer,
+            tmp_path,
+            embedding_cache=cache,
+            subsets=["add_obj"],
         )
 
     first = run(LookupModel([[1.0, 0.0]], texts))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from evaluation_fixtures import LookupModel, id_preprocess, write_id_image, write_json
 
-from clipflow.evaluation import BenchmarkDataError, evaluate, get_benchmark
+from clipflow.evaluation import BenchmarkDataError, Scores, evaluate, get_benchmark, result_record
+from clipflow.evaluation.valse import PIECES as PIECES_FILES
 
 E0, E1 = [1.0, 0.0], [0.0, 1.0]
 TEXTS = {
@@ -138,8 +139,13 @@ def make_valse(root: Path) -> Path:
     return root
 
 
-def run(root: Path, **options) -> dict[str, float]:
+FIXTURE_PIECES = ["existence", "counting_hard", "foil_it"]
+
+
+def run(root: Path, **options) -> Scores:
+    """Scores of the fixture's three pieces (``pieces=None``: VALSE's eleven)."""
     model = LookupModel([E0, E1], TEXTS)
+    options.setdefault("pieces", FIXTURE_PIECES)
     return evaluate("valse", model, id_preprocess, model.tokenizer, root, **options)
 
 
@@ -147,6 +153,18 @@ def test_hand_worked_acc_r(tmp_path: Path) -> None:
     metrics = run(make_valse(tmp_path))
     assert metrics == pytest.approx(EXPECTED)
     assert next(iter(metrics)) == "acc_r"  # the headline comes first
+    assert result_record("valse", metrics, "tiny", None)["parts"] == FIXTURE_PIECES
+
+
+def test_missing_pieces_are_named_unless_the_pieces_are_listed(tmp_path: Path) -> None:
+    root = make_valse(tmp_path)
+    with pytest.raises(BenchmarkDataError) as error:
+        run(root, pieces=None)
+    missing = [file for piece, file in PIECES_FILES.items() if piece not in FIXTURE_PIECES]
+    assert str(error.value) == (
+        f"{root}: pieces: missing {missing}; to score fewer, list them in pieces="
+    )
+    assert len(missing) == 8 and "relations.json" in missing
 
 
 def test_without_the_mturk_filter(tmp_path: Path) -> None:
@@ -201,11 +219,9 @@ def test_malformed_record_is_one_line(tmp_path: Path, edit, field: str, problem:
 
 
 def test_missing_files_and_images(tmp_path: Path) -> None:
-    with pytest.raises(BenchmarkDataError, match=r"pieces: none of \['existence\.json'"):
-        run(tmp_path)
     root = make_valse(tmp_path)
-    with pytest.raises(BenchmarkDataError, match=r"relations\.json: file: not found"):
-        run(root, pieces=["relations"])
+    with pytest.raises(BenchmarkDataError, match=r"pieces: missing \['relations\.json'\]$"):
+        run(root, pieces=["existence", "relations"])
     (root / "coco" / "val2014" / "COCO_val2014_000000165831.jpg").unlink()
     with pytest.raises(
         BenchmarkDataError, match=r"foil-it\.json: \['1283539'\]\.image_file: image file not found"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import clip_benchmark
 import pytest
+from clip_benchmark.datasets.builder import all_imagenet_wordnet_ids
 from evaluation_fixtures import LookupModel, id_preprocess, write_id_image
 
 from clipflow.evaluation import BenchmarkDataError, evaluate
-from clipflow.evaluation.zeroshot import default_templates, load_imagefolder
+from clipflow.evaluation.zeroshot import (
+    default_templates,
+    imagenet_classnames,
+    load_imagefolder,
+)
 
 FOLDERS = {"a_plane": 1, "bird": 1, "cat": 1, "deer": 1, "dog": 1, "frog": 2}
 TEMPLATES = ["a photo of a {c}.", "itap of a {}."]
@@ -55,12 +63,42 @@ def test_hand_worked_metrics(tmp_path: Path) -> None:
     )
 
 
-def test_top5_is_capped_at_the_number_of_classes(tmp_path: Path) -> None:
+def test_top5_is_nan_below_five_classes(tmp_path: Path) -> None:
+    # CLIP_benchmark's zeroshot_classification: acc5 = float("nan") with < 5 classes.
     root = make_folder(tmp_path / "two", {"cat": 1, "dog": 1})
     (root / "templates.txt").write_text("{c}\n")
     model = LookupModel([[1.0, 0.0]], {"cat": [1.0, 0.0], "dog": [0.0, 1.0]})
     metrics = evaluate("imagefolder_zeroshot", model, id_preprocess, model.tokenizer, root)
-    assert metrics == pytest.approx({"acc1": 0.5, "acc5": 1.0, "mean_per_class_recall": 0.5})
+    assert metrics == pytest.approx(
+        {"acc1": 0.5, "acc5": math.nan, "mean_per_class_recall": 0.5}, nan_ok=True
+    )
+
+
+def test_imagenet_wnid_folders_get_clip_benchmarks_curated_names(tmp_path: Path) -> None:
+    wnids = list(imagenet_classnames())
+    root = make_folder(tmp_path / "imagenet", dict.fromkeys(wnids, 1))
+    names = load_imagefolder(root).classnames
+    assert (names[0], names[1], names[999]) == ("tench", "goldfish", "toilet paper")
+    # What CLIP_benchmark itself uses for imagenet1k: the same wnids in the same order.
+    packaged = Path(clip_benchmark.__file__).parent / "datasets" / "en_classnames.json"
+    assert names == json.loads(packaged.read_text())["imagenet1k"]
+    assert wnids == all_imagenet_wordnet_ids
+    # A class-names file still wins.
+    (root / "classnames.txt").write_text("".join(f"class {i}\n" for i in range(1000)))
+    assert load_imagefolder(root).classnames[999] == "class 999"
+
+
+def test_other_wnid_folders_without_names_fail(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "subset", {"n01440764": 1, "n01443537": 1, "sharks": 1})
+    with pytest.raises(BenchmarkDataError) as error:
+        load_imagefolder(root)
+    assert str(error.value) == (
+        f"{root}: class names: 2 of 3 class folders are WordNet ids (e.g. n01440764) but they "
+        "are not ImageNet-1k's 1,000 and no class-names file gives their names: add "
+        "classnames.txt (one name per line, in sorted-folder order)"
+    )
+    (root / "classnames.txt").write_text("tench\ngoldfish\nsharks\n")
+    assert load_imagefolder(root).classnames == ["tench", "goldfish", "sharks"]
 
 
 def test_folder_layout_classnames_and_default_templates(tmp_path: Path) -> None:
@@ -122,4 +160,6 @@ def test_default_templates_are_used_end_to_end(tmp_path: Path) -> None:
         [[1.0, 0.0]], {p: [1.0, 0.0] if "cat" in p else [0.0, 1.0] for p in prompts}
     )
     metrics = evaluate("imagefolder_zeroshot", model, id_preprocess, model.tokenizer, root)
-    assert metrics == pytest.approx({"acc1": 0.5, "acc5": 1.0, "mean_per_class_recall": 0.5})
+    assert metrics == pytest.approx(
+        {"acc1": 0.5, "acc5": math.nan, "mean_per_class_recall": 0.5}, nan_ok=True
+    )

@@ -141,6 +141,10 @@ def _write_imagefolder(
     write_text(root / "templates.txt", "\n".join(templates) + "\n")
 
 
+# The SugarCrepe subsets a synthetic scene has negatives for (it has no add_* or replace_obj).
+SUGARCREPE_SUBSETS = ("replace_att", "swap_att", "replace_rel", "swap_obj")
+
+
 def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size: int = 64) -> dict:
     """Write the default benchmarks under ``out_dir``; returns {benchmark: root}.
 
@@ -148,7 +152,9 @@ def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size:
       class attribute, with ``classnames.txt`` and ``templates.txt``;
     - ``retrieval``: Karpathy ``dataset_synthetic.json`` (split ``test``), two captions per image
       (the scene and its converse);
-    - ``compositional``: SugarCrepe ``replace_att``/``swap_att``/``replace_rel``/``swap_obj``.
+    - ``compositional``: SugarCrepe ``replace_att``/``swap_att``/``replace_rel``/``swap_obj``
+      (:data:`SUGARCREPE_SUBSETS`, which a benchmark reading it lists in its ``subsets``
+      option) with the images in ``val2017/``, CLIP_benchmark's layout.
     """
     out_dir = Path(out_dir)
     rng = random.Random(seed)
@@ -171,7 +177,7 @@ def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size:
         rng,
         image_size,
     )
-    images, sugarcrepe = [], {k: {} for k in ("replace_att", "swap_att", "replace_rel", "swap_obj")}
+    images, sugarcrepe = [], {k: {} for k in SUGARCREPE_SUBSETS}
     for i in range(num_images):
         scene = random_scene(rng)
         filename = f"{i:06d}.png"
@@ -199,9 +205,9 @@ def make_benchmarks(out_dir: str | Path, seed: int, num_images: int, image_size:
     compositional = out_dir / "compositional"
     for subset, records in sugarcrepe.items():
         write_json(compositional / f"{subset}.json", records, indent=4)
-    (compositional / "images").mkdir(parents=True, exist_ok=True)
-    for entry in images:  # SugarCrepe reads images from its own root
-        target = compositional / "images" / entry["filename"]
+    (compositional / "val2017").mkdir(parents=True, exist_ok=True)
+    for entry in images:  # SugarCrepe reads images from root/val2017, CLIP_benchmark's layout
+        target = compositional / "val2017" / entry["filename"]
         if not target.exists():
             target.hardlink_to(out_dir / "retrieval" / "images" / entry["filename"])
     return {

@@ -1,6 +1,5 @@
 """ARO (mertyg/vision-language-models-are-bows): VG-Relation, VG-Attribution and the two
-word-order tasks, read in their official formats (benchmarks.md "ARO", formats/aro/SOURCE.md,
-algorithms.md §7).
+word-order tasks, read in their official formats.
 
 - ``aro_vg_relation``: ``root/visual_genome_relation.json``, a list of ``{image_path,
   bbox_x, bbox_y, bbox_w, bbox_h, true_caption, false_caption, relation_name, ...}`` with the

@@ -1,9 +1,12 @@
 """The benchmark registry, the data-error type and helpers every benchmark reader shares.
 
 A benchmark is a function ``run(encoder, root, **options) -> {metric: value}`` plus the
-CLIP_benchmark task name its result JSON carries. Options are keyword parameters of ``run``
-with defaults, so the set of valid options is read off its signature; aliases (Flickr next to
-COCO) are ``functools.partial`` of the same function with other defaults.
+CLIP_benchmark task name its result JSON carries. A benchmark made of parts (SugarCrepe's
+subsets, VALSE's pieces, VL-CheckList's files) returns :class:`Scores`, which also says which
+parts it scored and any counts (VL-CheckList's ties) that are not metrics. Options are keyword
+parameters of ``run`` with defaults, so the set of valid options is read off its signature;
+aliases (Flickr next to COCO) are ``functools.partial`` of the same function with other
+defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +27,22 @@ class BenchmarkDataError(ValueError):
 
     def __init__(self, path: str | Path, field: str, problem: str) -> None:
         super().__init__(f"{path}: {field}: {problem}")
+
+
+class Scores(dict[str, float]):
+    """Metrics (the dict itself), the ``parts`` scored and ``counts`` that are not metrics:
+    the result record carries both beside its ``metrics``, so no table treats them as one."""
+
+    def __init__(
+        self,
+        metrics: Mapping[str, float],
+        *,
+        parts: Sequence[str] = (),
+        counts: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(metrics)
+        self.parts = list(parts)
+        self.counts = dict(counts or {})
 
 
 @dataclass(frozen=True)
@@ -74,25 +93,31 @@ def as_list(value: Sequence[Any] | str) -> list[Any]:
     return list(value)
 
 
-def present_parts(
+def parts_to_score(
     root: Path,
     requested: Sequence[str] | str | None,
     files: Mapping[str, str],
     benchmark: str,
     option: str,
 ) -> list[str]:
-    """The parts of a benchmark to score (SugarCrepe's subsets, VALSE's pieces): those asked
-    for in ``option``, else every one whose file (``files``: part -> file under ``root``)
-    exists; none found, or an unknown name, fails in one line."""
+    """The parts of a benchmark to score (SugarCrepe's subsets, VALSE's pieces, VL-CheckList's
+    files): those asked for in ``option``, else all of them (``files``: part -> file under
+    ``root``). A part to score whose file is missing fails naming every missing file, so a
+    mean is never silently taken over fewer parts than the benchmark defines; so does an
+    unknown name."""
     if requested is None:
-        found = [name for name, file in files.items() if (root / file).is_file()]
-        if not found:
-            raise BenchmarkDataError(root, option, f"none of {list(files.values())} found")
-        return found
-    names = as_list(requested)
-    unknown = sorted(set(names) - set(files))
-    if unknown or not names:
-        raise ValueError(f"{benchmark} {option} {unknown or names} unknown; known: {list(files)}")
+        names = list(files)
+    else:
+        names = as_list(requested)
+        unknown = sorted(set(names) - set(files))
+        if unknown or not names:
+            raise ValueError(
+                f"{benchmark} {option} {unknown or names} unknown; known: {list(files)}"
+            )
+    missing = [files[name] for name in names if not (root / files[name]).is_file()]
+    if missing:
+        hint = "" if requested is not None else f"; to score fewer, list them in {option}="
+        raise BenchmarkDataError(root, option, f"missing {missing}{hint}")
     return names
 
 

@@ -5,6 +5,7 @@ Inputs are L2-normalised float tensors, so dot products are cosine similarities.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,9 +24,10 @@ def class_embeddings(template_embeddings: torch.Tensor) -> torch.Tensor:
 def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     """``acc1``, ``acc5`` and ``mean_per_class_recall`` of ``(N, C)`` logits.
 
-    ``acc5`` is top-``min(5, C)`` accuracy (CLIP_benchmark reports NaN below five classes).
-    Mean per-class recall averages recall over the classes present in ``targets``, which is
-    ``sklearn.metrics.balanced_accuracy_score`` as CLIP_benchmark uses it.
+    ``acc5`` is NaN below five classes, as CLIP_benchmark reports it (a top-5 of fewer classes
+    would be 1 by construction); tables show it blank. Mean per-class recall averages recall
+    over the classes present in ``targets``, which is ``sklearn.metrics.balanced_accuracy_score``
+    as CLIP_benchmark uses it.
     """
     top = logits.topk(min(5, logits.shape[1]), dim=1).indices
     hits = top == targets[:, None]
@@ -35,7 +37,7 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[
     ]
     return {
         "acc1": hits[:, :1].any(dim=1).float().mean().item(),
-        "acc5": hits.any(dim=1).float().mean().item(),
+        "acc5": hits.any(dim=1).float().mean().item() if logits.shape[1] >= 5 else math.nan,
         "mean_per_class_recall": torch.stack(recalls).mean().item(),
     }
 

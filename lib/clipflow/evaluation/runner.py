@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from clipflow.evaluation.benchmark import get_benchmark
+from clipflow.evaluation.benchmark import Scores, get_benchmark
 from clipflow.evaluation.encoder import Encoder
 from clipflow.models import create_model
 
@@ -59,18 +59,26 @@ def result_record(
     pretrained: str | os.PathLike | None,
     dataset_name: str | None = None,
 ) -> dict[str, Any]:
-    """The CLIP_benchmark-shaped result: ``{dataset, model, pretrained, task, metrics, language}``.
+    """The CLIP_benchmark-shaped result: ``{dataset, model, pretrained, task, metrics, language}``
+    and, for :class:`~clipflow.evaluation.benchmark.Scores`, the ``parts`` scored and the
+    ``counts`` beside the metrics.
 
     ``pretrained`` is the checkpoint path, or ``None`` for a randomly initialised model.
     """
-    return {
+    record: dict[str, Any] = {
         "dataset": dataset_name or benchmark,
         "model": model_name,
         "pretrained": str(pretrained) if pretrained is not None else None,
         "task": get_benchmark(benchmark).task,
-        "metrics": metrics,
+        "metrics": dict(metrics),
         "language": "en",
     }
+    if isinstance(metrics, Scores):
+        if metrics.parts:
+            record["parts"] = metrics.parts
+        if metrics.counts:
+            record["counts"] = metrics.counts
+    return record
 
 
 def evaluate_checkpoint(

@@ -2,9 +2,13 @@
 
 ``root`` holds the official subset files ``<subset>.json``, each ``{id: {filename, caption,
 negative_caption}}`` (ids are not always contiguous), and the images (COCO val2017) live in
-``image_root``. Per subset the metric is ``main_eval.py``'s accuracy (strict ``>``); ``acc``
-is the unweighted mean over the subsets evaluated, and ``add`` / ``replace`` / ``swap`` the
-category means that papers (e.g. CE-CLIP) report.
+``image_root``, by default ``root/val2017`` as CLIP_benchmark's ``sugar_crepe/<subset>``
+datasets lay them out, so a root downloaded for CLIP_benchmark is read as it is. Per subset the
+metric is ``main_eval.py``'s accuracy (strict ``>``); ``acc`` is the unweighted mean over the
+subsets scored, and ``add`` / ``replace`` / ``swap`` the category means that papers (e.g.
+CE-CLIP) report. All seven subsets are scored unless ``subsets`` lists some: a subset file
+missing from ``root`` is an error, never a mean over fewer subsets; the result record names
+the subsets scored.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from clipflow.evaluation.benchmark import (
     BENCHMARKS,
     Benchmark,
     BenchmarkDataError,
+    Scores,
     check_images,
-    present_parts,
+    parts_to_score,
     read_json,
     require_str,
 )
@@ -57,11 +62,12 @@ def sugarcrepe(
     encoder: Encoder,
     root: Path,
     *,
-    image_root: str = "images",
+    image_root: str = "val2017",
     subsets: Sequence[str] | str | None = None,
-) -> dict[str, float]:
-    """Per-subset, per-category and mean accuracy; images and texts are embedded once each."""
-    names = present_parts(
+) -> Scores:
+    """Per-subset, per-category and mean accuracy; images and texts are embedded once each.
+    ``image_root`` is relative to ``root`` (or absolute)."""
+    names = parts_to_score(
         root, subsets, {name: f"{name}.json" for name in SUBSETS}, "sugarcrepe", "subsets"
     )
     data = {name: load_subset(root / f"{name}.json", root / image_root) for name in names}
@@ -71,7 +77,7 @@ def sugarcrepe(
         if scores:
             metrics[category] = sum(scores) / len(scores)
     metrics["acc"] = sum(metrics[name] for name in names) / len(names)
-    return metrics
+    return Scores(metrics, parts=names)
 
 
 def triple_accuracies(encoder: Encoder, data: Mapping[str, Triples]) -> dict[str, float]:

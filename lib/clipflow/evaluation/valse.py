@@ -1,18 +1,20 @@
 """VALSE (Heidelberg-NLP/VALSE): does the image prefer its caption to a foil that changes one
-linguistic phenomenon? (benchmarks.md "VALSE", formats/valse/SOURCE.md, algorithms.md §7.)
+linguistic phenomenon?
 
 ``root`` is VALSE's ``data/`` folder: one JSON per piece (:data:`PIECES`), each ``{id:
 {image_file, caption, foil, mturk: {caption, foil, other}, ...}}``, with ``image_file`` a bare
 file name in the piece's own image folder. The folders default to the layout of VALSE's
 ``config.py`` below ``root`` (:data:`IMAGE_DIRS`, e.g. ``visual7w/images`` for existence and
 counting) and ``image_dirs`` replaces any of them. ``caption`` is a string in the released
-files; a list (benchmarks.md's description) is read too and its first entry used.
+files; a list (as some descriptions of the format have it) is read too and its first entry used.
 
 As in ``lxmert_valse_eval.py``, only items that at least two of three annotators validated
 (``mturk.caption >= 2``) are scored; items without ``mturk`` votes are kept, and
 ``mturk_filter=False`` scores all 8,782. Per piece the metric is ``acc_r``, the share of items
 whose caption scores strictly above the foil; ``acc_r`` itself is the unweighted mean over the
 pieces scored, which is how the VALSE paper's "Avg." column comes out (CLIP ViT-B/32: 64.0).
+All eleven pieces are scored unless ``pieces`` lists some: a piece file missing from ``root``
+is an error, never a mean over fewer pieces; the result record names the pieces scored.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from clipflow.evaluation.benchmark import (
     BENCHMARKS,
     Benchmark,
     BenchmarkDataError,
+    Scores,
     check_images,
-    present_parts,
+    parts_to_score,
     read_json,
     require_str,
 )
@@ -115,7 +118,7 @@ def valse(
     pieces: Sequence[str] | str | None = None,
     image_dirs: Mapping[str, str] | None = None,
     mturk_filter: bool = True,
-) -> dict[str, float]:
+) -> Scores:
     """``acc_r`` (mean over pieces) and each piece's ``acc_r``; ``image_dirs`` maps piece
     names to image folders (relative to ``root``, or absolute) replacing :data:`IMAGE_DIRS`."""
     if image_dirs is not None and not isinstance(image_dirs, Mapping):
@@ -124,12 +127,12 @@ def valse(
     unknown = sorted(set(dirs) - set(PIECES))
     if unknown:
         raise ValueError(f"valse image_dirs for unknown pieces {unknown}; known: {list(PIECES)}")
-    names = present_parts(root, pieces, PIECES, "valse", "pieces")
+    names = parts_to_score(root, pieces, PIECES, "valse", "pieces")
     data = {
         name: load_piece(root / PIECES[name], root / dirs[name], mturk_filter) for name in names
     }
     per_piece = triple_accuracies(encoder, data)
-    return {"acc_r": sum(per_piece.values()) / len(per_piece), **per_piece}
+    return Scores({"acc_r": sum(per_piece.values()) / len(per_piece), **per_piece}, parts=names)
 
 
 BENCHMARKS.register("valse")(Benchmark(task="image_caption_selection", run=valse))

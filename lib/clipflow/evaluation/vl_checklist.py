@@ -1,69 +1,69 @@
 """VL-CheckList (om-ai-lab/VL-CheckList): objects, attributes and relations, each a positive
-text against a negative one (benchmarks.md "VL-CheckList", formats/vl_checklist/SOURCE.md,
-algorithms.md §7).
+text against a negative one.
 
 ``root`` is the folder VL-CheckList's corpus configs are relative to: the annotations under
 ``root/data/`` (``annotations``) and the images of each source under its ``IMG_ROOT``,
 ``root/vg``, ``root/swig`` and ``root/hake`` (VAW's configs point at ``vg``; ``image_roots``
-replaces any). Every ``.json`` below ``data/{Object,Attribute,Relation}/`` is scored; each is a
-list of ``[image path, {"POS": [texts], "NEG": [texts]}]`` and, as in ``evaluate.py``'s ITC
-task, only ``POS[0]`` and ``NEG[0]`` count. An item is right when the positive scores strictly
-above the negative. The data has items whose two texts are the same: they tie and count as
-wrong, and ``ties`` says how many items tied.
+replaces any). The files scored are the 56 of the official corpus definition (``corpus.json``
+with the ``ANNO_PATH`` of each ``corpus/v1`` config, shipped as
+``data/vl_checklist_corpus.json``); a file it defines that ``root`` lacks is an error naming
+every missing one, unless ``files`` lists the files to score. Each file is a list of ``[image
+path, {"POS": [texts], "NEG": [texts]}]`` and, as in ``evaluate.py``'s ITC task, only
+``POS[0]`` and ``NEG[0]`` count. An item is right when the positive scores strictly above the
+negative. The data has items whose two texts are the same: they tie and count as wrong; the
+number of ties is a count, not a metric, and the result record carries it under ``counts``.
 
 As ``data_loader.py`` does, items whose image file is missing are dropped (with a warning) and
 each file keeps its first ``max_items`` (``int(MAX_NUM / 2)``, 1,000 with the default
-``MAX_NUM``). Files holding ``[]`` (``swig_place_*``, which no corpus config names) are
-skipped.
+``MAX_NUM``).
 
-Metrics: each file's accuracy under its path below ``data/`` without ``.json`` (e.g.
-``Attribute/vg/color``); each dimension's, the mean of its files (``Object/Location``,
-``Object/Size``, ``Attribute/<action|color|material|size|state>``,
-``Relation/<action|spatial>``, the paper's columns); each type's, the mean of its dimensions;
-and ``acc``, the mean of the types.
+Metrics, aggregated as ``radar.py`` does with the corpus definition: each file's accuracy under
+its path below ``data/`` without ``.json`` (e.g. ``Attribute/vg/color``); each of radar's 13
+axes (``Object/Size/<large|medium|small>``, ``Object/Location/<center|mid|margin>``,
+``Attribute/<color|material|action|size|state>``, ``Relation/<action|spatial>``) as the mean
+over its sources of each source's mean over its files, so a source with many files (SWiG's
+four roles) weighs as much as one with one. Beyond radar, which stops at the axes: the
+dimensions ``Object/Size`` and ``Object/Location`` are the means of their three axes (the other
+dimensions are axes themselves), each type the mean of its dimensions (the paper's columns),
+and ``acc`` the mean of the three types.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from clipflow.evaluation.benchmark import BENCHMARKS, Benchmark, BenchmarkDataError, read_json
+from clipflow.evaluation.benchmark import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkDataError,
+    Scores,
+    parts_to_score,
+    read_json,
+)
 from clipflow.evaluation.encoder import Encoder, Triples, embed_triples
 from clipflow.evaluation.metrics import pair_scores
 
 log = logging.getLogger(__name__)
 
 TYPES = ("Object", "Attribute", "Relation")
-# Source (how a file's path names it) -> image folder below root (the corpus yamls' IMG_ROOT).
+CORPUS = "vl_checklist_corpus.json"
+# Source (the corpus definition's key) -> image folder below root (the configs' IMG_ROOT).
 IMAGE_ROOTS: dict[str, str] = {"vg": "vg", "vaw": "vg", "swig": "swig", "hake": "hake"}
 
-
-def _last_word(relative: PurePosixPath) -> str:
-    return relative.stem.rsplit("_", 1)[-1]
-
-
-# Type -> the dimension of one of its files, from the path below data/<Type>/... :
-# Object/<Location|Size>/..., Attribute/<source>/<dimension>.json, and
-# Relation/vg/<action|spatial>.json or Relation/<source>_action.json.
-DIMENSION_OF: dict[str, Callable[[PurePosixPath], str]] = {
-    "Object": lambda relative: relative.parts[1],
-    "Attribute": _last_word,
-    "Relation": _last_word,
-}
+# Axis -> source -> files (below data/, without .json), in radar.py's order.
+Corpus = dict[str, dict[str, list[str]]]
 
 
-def source_of(relative: PurePosixPath, path: Path) -> str:
-    """The image source a file draws on: the first folder or file name below its type whose
-    first ``_``-separated word is a known source (``vg_location``, ``vaw``, ``swig_action``)."""
-    for part in relative.parts[1:]:
-        word = PurePosixPath(part).stem.split("_", 1)[0]
-        if word in IMAGE_ROOTS:
-            return word
-    raise BenchmarkDataError(path, "source", f"path names none of {sorted(IMAGE_ROOTS)}")
+def corpus() -> Corpus:
+    """The official corpus definition: radar's axes, each source's annotation files."""
+    text = resources.files("clipflow.evaluation").joinpath("data", CORPUS).read_text()
+    return json.loads(text)
 
 
 def _texts(record: Any, key: str, path: Path, where: str) -> str:
@@ -106,8 +106,8 @@ def load_file(path: Path, image_root: Path, max_items: int | None) -> Triples:
             triples.append(triple)
         else:
             missing += 1
-    if records and not triples:
-        raise BenchmarkDataError(path, "[*][0]", f"no item's image found under {image_root}")
+    if not triples:
+        raise BenchmarkDataError(path, "[*][0]", f"no item with its image under {image_root}")
     if missing:
         log.warning(
             "%s: %d items dropped, their images are not under %s", path, missing, image_root
@@ -115,16 +115,33 @@ def load_file(path: Path, image_root: Path, max_items: int | None) -> Triples:
     return triples
 
 
-def find_files(data_dir: Path) -> list[Path]:
-    """Every annotation file below ``data_dir/<Type>/``, types in :data:`TYPES` order."""
-    files = [path for kind in TYPES for path in sorted((data_dir / kind).rglob("*.json"))]
-    if not files:
-        raise BenchmarkDataError(data_dir, "annotations", f"no {'/'.join(TYPES)} .json files")
-    return files
-
-
-def _mean(values: list[float]) -> float:
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
     return sum(values) / len(values)
+
+
+def radar_means(per_file: Mapping[str, float], definition: Corpus) -> dict[str, float]:
+    """Each axis's accuracy as ``radar.py`` computes it: per source the mean of its files, then
+    the mean of the sources; files not in ``per_file`` (not scored) and sources left without
+    files are left out."""
+    axes = {}
+    for axis, sources in definition.items():
+        source_means = [
+            _mean(per_file[file] for file in files if file in per_file)
+            for files in sources.values()
+            if any(file in per_file for file in files)
+        ]
+        if source_means:
+            axes[axis] = _mean(source_means)
+    return axes
+
+
+def _group_means(values: Mapping[str, float], depth: int) -> dict[str, float]:
+    """Means of ``values`` grouped by their key's first ``depth`` ``/``-separated parts."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for name, value in values.items():
+        groups["/".join(name.split("/")[:depth])].append(value)
+    return {name: _mean(group) for name, group in groups.items()}
 
 
 def vl_checklist(
@@ -134,10 +151,12 @@ def vl_checklist(
     annotations: str = "data",
     image_roots: Mapping[str, str] | None = None,
     max_items: int | None = 1000,
-) -> dict[str, float]:
-    """``acc``, per-type, per-dimension and per-file accuracy, and the number of ``ties``;
+    files: Sequence[str] | str | None = None,
+) -> Scores:
+    """``acc``, per-type, per-dimension, per-axis and per-file accuracy (ties counted apart);
     ``image_roots`` maps sources (vg, vaw, swig, hake) to image folders (relative to ``root``,
-    or absolute) replacing :data:`IMAGE_ROOTS`."""
+    or absolute) replacing :data:`IMAGE_ROOTS`; ``files`` lists the corpus files to score (paths
+    below ``annotations`` without ``.json``), all 56 by default."""
     if max_items is not None and max_items < 1:
         raise ValueError(f"vl_checklist max_items must be positive or null, got {max_items}")
     if image_roots is not None and not isinstance(image_roots, Mapping):
@@ -146,39 +165,39 @@ def vl_checklist(
     unknown = sorted(set(roots) - set(IMAGE_ROOTS))
     if unknown:
         raise ValueError(f"vl_checklist image_roots for unknown sources {unknown}")
+    definition = corpus()
+    source_of = {
+        file: source
+        for sources in definition.values()
+        for source, source_files in sources.items()
+        for file in source_files
+    }
     data_dir = root / annotations
-    data: dict[PurePosixPath, Triples] = {}
-    for path in find_files(data_dir):
-        relative = PurePosixPath(path.relative_to(data_dir).as_posix())
-        triples = load_file(path, root / roots[source_of(relative, path)], max_items)
-        if triples:
-            data[relative.with_suffix("")] = triples
-    if not data:
-        raise BenchmarkDataError(data_dir, "annotations", "every file is empty")
-
+    names = parts_to_score(
+        data_dir, files, {file: f"{file}.json" for file in source_of}, "vl_checklist", "files"
+    )
+    data = {
+        name: load_file(data_dir / f"{name}.json", root / roots[source_of[name]], max_items)
+        for name in names
+    }
     per_file: dict[str, float] = {}
-    by_dimension: dict[str, list[float]] = defaultdict(list)
     ties = 0
-    for relative, (image, positive_text, negative_text) in embed_triples(encoder, data).items():
+    for name, (image, positive_text, negative_text) in embed_triples(encoder, data).items():
         positive = pair_scores(image, positive_text)
         negative = pair_scores(image, negative_text)
         ties += int((positive == negative).sum())
-        per_file[str(relative)] = (positive > negative).float().mean().item()
-        kind = relative.parts[0]
-        by_dimension[f"{kind}/{DIMENSION_OF[kind](relative)}"].append(per_file[str(relative)])
-    per_dimension = {name: _mean(values) for name, values in by_dimension.items()}
-    per_type = {
-        kind: _mean([v for name, v in per_dimension.items() if name.startswith(f"{kind}/")])
-        for kind in TYPES
-        if any(name.startswith(f"{kind}/") for name in per_dimension)
-    }
-    return {
-        "acc": _mean(list(per_type.values())),
+        per_file[name] = (positive > negative).float().mean().item()
+    per_axis = radar_means(per_file, definition)
+    per_dimension = _group_means(per_axis, 2)
+    per_type = _group_means(per_dimension, 1)
+    metrics = {
+        "acc": _mean(per_type.values()),
         **per_type,
-        **per_dimension,
-        **per_file,
-        "ties": float(ties),
+        **{name: value for name, value in per_dimension.items() if name not in per_axis},
+        **per_axis,
+        **{name: per_file[name] for name in sorted(per_file)},
     }
+    return Scores(metrics, parts=names, counts={"ties": ties})
 
 
 BENCHMARKS.register("vl_checklist")(Benchmark(task="image_caption_selection", run=vl_checklist))

@@ -2,15 +2,21 @@
 
 Classes and images are enumerated the way ``torchvision.datasets.ImageFolder`` does (sorted
 folder names, files with an image extension anywhere below each), so labels match
-CLIP_benchmark's; hidden folders such as ``.cache`` are not classes. Class
-names are the folder names with ``_`` read as a space unless a class-names file gives them
-(one per line, in sorted-folder order: how ImageNet's wnid folders get readable names).
+CLIP_benchmark's; hidden folders such as ``.cache`` are not classes. Class names come from a
+class-names file when there is one (one per line, in sorted-folder order); else, when the
+folders are exactly ImageNet-1k's 1,000 WordNet ids, from CLIP_benchmark's curated ImageNet
+class names (``en_classnames.json``'s ``imagenet1k``, shipped with each wnid as
+``data/imagenet_classnames.txt``); else they are the folder names with ``_`` read as a space.
+Folders named like wnids (``n01440764``) that are not those 1,000 and have no class-names file
+are an error: prompts such as "a photo of a n01440764." would score near chance without a
+warning.
 Templates use ``{c}`` (or CLIP's ``{}``) for the class name; the default is CLIP's 80
 ImageNet templates.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,8 @@ from clipflow.evaluation.encoder import Encoder
 from clipflow.evaluation.metrics import class_embeddings, classification_metrics
 
 DEFAULT_TEMPLATES = "imagenet_templates.txt"
+IMAGENET_CLASSNAMES = "imagenet_classnames.txt"
+WNID = re.compile(r"n\d{8}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,30 @@ class ImageFolderData:
 def default_templates() -> list[str]:
     """CLIP's 80 ImageNet prompt templates (CLIP_benchmark's ``imagenet1k`` list, same order)."""
     return packaged_lines(DEFAULT_TEMPLATES)
+
+
+def imagenet_classnames() -> dict[str, str]:
+    """ImageNet-1k's wnid -> CLIP_benchmark's curated class name, in class-index order."""
+    rows = (line.split("\t") for line in packaged_lines(IMAGENET_CLASSNAMES))
+    return {wnid: name for wnid, name in rows}
+
+
+def folder_classnames(root: Path, folders: list[str]) -> list[str]:
+    """Class names when no class-names file gives them: ImageNet-1k's curated ones for its
+    1,000 wnid folders, else the folder names with ``_`` as a space; other wnid folders fail."""
+    imagenet = imagenet_classnames()
+    if folders == list(imagenet):
+        return list(imagenet.values())
+    wnids = [folder for folder in folders if WNID.fullmatch(folder)]
+    if wnids:
+        raise BenchmarkDataError(
+            root,
+            "class names",
+            f"{len(wnids)} of {len(folders)} class folders are WordNet ids (e.g. {wnids[0]}) "
+            "but they are not ImageNet-1k's 1,000 and no class-names file gives their names: "
+            "add classnames.txt (one name per line, in sorted-folder order)",
+        )
+    return [folder.replace("_", " ") for folder in folders]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -102,7 +134,7 @@ def load_imagefolder(
     elif classnames is not None:
         raise BenchmarkDataError(names_file, "classnames", "file not found")
     else:
-        names = [folder.replace("_", " ") for folder in folders]
+        names = folder_classnames(root, folders)
 
     templates_file = root / (templates or "templates.txt")
     if templates_file.is_file():
