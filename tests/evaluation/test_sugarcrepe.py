@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from evaluation_fixtures import LookupModel, id_preprocess, write_id_image, write_json
 
+from clipflow.config import TINY_STAND_INS
+from clipflow.data.synthetic import SUGARCREPE_SUBSETS, make_benchmarks
 from clipflow.evaluation import BenchmarkDataError, Scores, evaluate, result_record
 
 IMAGES = ["000000000000.jpg", "000000000001.jpg"]  # embed to e0 and e1
@@ -132,3 +135,26 @@ def test_requested_subset_file_missing(tmp_path: Path) -> None:
 def test_unknown_subset_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown; known"):
         run(make_sugarcrepe(tmp_path), subsets=["add_colour"])
+
+
+def test_synthetic_sugarcrepe_is_scored_with_the_subsets_the_configs_list(
+    tmp_path: Path, tiny_bundle
+) -> None:
+    """The default experiment's SugarCrepe has four subsets in CLIP_benchmark's layout; the
+    config and scale tiny's stand-in list exactly those."""
+    roots = make_benchmarks(tmp_path, seed=1, num_images=8)
+    config = yaml.safe_load((Path(__file__).parents[2] / "config" / "config.yaml").read_text())
+    options = config["benchmarks"]["enabled"]["compositional"]["options"]
+    assert options == TINY_STAND_INS["sugarcrepe"]["options"]
+    assert options["subsets"] == list(SUGARCREPE_SUBSETS)
+    bundle = tiny_bundle
+    metrics = evaluate(
+        "sugarcrepe",
+        bundle.model,
+        bundle.preprocess_val,
+        bundle.tokenizer,
+        roots["compositional"],
+        **options,
+    )
+    assert metrics.parts == list(SUGARCREPE_SUBSETS)
+    assert set(metrics) == {*SUGARCREPE_SUBSETS, "replace", "swap", "acc"}
