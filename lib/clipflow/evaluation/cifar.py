@@ -1,4 +1,4 @@
-"""Zero-shot CIFAR-10 / CIFAR-100 in torchvision's on-disk format (benchmarks.md "Formats").
+"""Zero-shot CIFAR-10 / CIFAR-100 in torchvision's on-disk format.
 
 ``root`` is what ``torchvision.datasets.CIFAR10/100(root)`` takes: it holds
 ``cifar-10-batches-py/`` (``data_batch_1`` … ``data_batch_5``, ``test_batch``,
