@@ -15,7 +15,7 @@ Class names and templates are CLIP_benchmark's: the meta file's names as written
 ``aquarium_fish`` keeps its underscore, as torchvision hands it over) and CLIP's 18 CIFAR
 templates (``data/cifar_templates.txt``, CLIP_benchmark's ``cifar10``/``cifar100`` entries in
 ``en_zeroshot_classification_templates.json``, identical for both). Metrics are
-imagefolder_zeroshot's (algorithms.md §7).
+imagefolder_zeroshot's.
 """
 
 from __future__ import annotations
