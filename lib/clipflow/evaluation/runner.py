@@ -27,7 +27,8 @@ def evaluate(
     embedding_cache: str | os.PathLike | None = None,
     **options: Any,
 ) -> dict[str, float]:
-    """Metrics of ``model`` on ``benchmark`` read from ``data_root``.
+    """Metrics of ``model`` on ``benchmark`` read from ``data_root`` (a
+    :class:`~clipflow.evaluation.benchmark.Scores` for a benchmark made of parts).
 
     ``options`` are the benchmark's own (see each benchmark's function, e.g. ``split`` for
     retrieval); an unknown one fails with the list of accepted ones. ``embedding_cache`` is a
