@@ -311,7 +311,7 @@ def published_spread(features: torch.Tensor) -> torch.Tensor:
 
 
 def difficulty_term(
-    image_features: torch.Tensor, text_features: torch.Tensor, tau: float
+    image_features: torch.Tensor, text_features: torch.Tensor, tau: float | torch.Tensor
 ) -> torch.Tensor:
     """−mean_ij(a_i·b_j·S_ij/τ); a, b = batch softmax of distances to the batch mean (no grad)."""
     with torch.no_grad():
@@ -321,17 +321,29 @@ def difficulty_term(
     return -(a[:, None] * b[None, :] * sims / tau).mean()
 
 
-SPREAD_TERMS = {"vicreg": vicreg_spread, "published": published_spread}
+SPREAD_TERMS = ("vicreg", "published")
+
+
+#: The released HybridSogCLR keeps its statistics in a bank of min(memory_bank_size, 8192) slots
+#: (model_clip.py's ``safe_bank_size``) and clamps every id into it.
+PUBLISHED_BANK_SIZE = 8192
+PUBLISHED_EPS = 1e-8  # HybridSogCLR_Loss's eps, added to s
+PUBLISHED_CLAMP = 1e3  # its clamp on the scaled differences and on their exponentials
 
 
 @LOSSES.register("hybridsogclr")
 class HybridSogCLRLoss(SogCLRLoss):
     """HybridSogCLR (§5, ``hybrid``): SogCLR + weighted feature-spread and difficulty terms.
 
-    ``spread_term="vicreg"`` (default) penalises collapse with VICReg's variance hinge and
-    covariance penalty; ``"published"`` reproduces the released term (mean per-dimension variance
-    *added* to the loss, which rewards collapse). Either is averaged over the two modalities.
+    ``spread_term="vicreg"`` (default, this project's correction): the SogCLR loss, plus
+    ``covariance_weight`` times VICReg's variance hinge and covariance penalty averaged over the
+    two modalities, plus ``difficulty_weight`` times the difficulty term at τ = ``tau_init``.
     With both weights 0 it equals SogCLR exactly.
+
+    ``spread_term="published"``: the released ``HybridSogCLR_Loss`` as ``model_clip.py`` builds
+    it for ita_type hybrid (``use_adaptive_temp=True``, bank of 8192 slots), see
+    :meth:`_published_terms`. Its spread term, the mean per-dimension variance *added* to the
+    loss, rewards collapse.
     """
 
     def __init__(
@@ -342,27 +354,87 @@ class HybridSogCLRLoss(SogCLRLoss):
         covariance_weight: float = 0.1,
         difficulty_weight: float = 0.1,
         spread_term: Literal["vicreg", "published"] = "vicreg",
+        published_bank_size: int = PUBLISHED_BANK_SIZE,
     ) -> None:
         super().__init__(num_samples, sogclr_gamma, tau_init)
-        if spread_term not in SPREAD_TERMS:
-            raise ValueError(
-                f"spread_term must be one of {sorted(SPREAD_TERMS)}, got {spread_term!r}"
-            )
+        check_choice("spread_term", spread_term, SPREAD_TERMS)
         self.covariance_weight = covariance_weight
         self.difficulty_weight = difficulty_weight
         self.spread_term = spread_term
+        self.published_bank_size = min(num_samples, published_bank_size)
 
     def _terms(
         self, image_features: torch.Tensor, text_features: torch.Tensor, ids: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        if self.spread_term == "published":
+            return self._published_terms(image_features, text_features, ids)
         terms = super()._terms(image_features, text_features, ids)
         if self.covariance_weight:
-            spread = SPREAD_TERMS[self.spread_term]
             terms["spread_loss"] = (
-                self.covariance_weight * 0.5 * (spread(image_features) + spread(text_features))
+                self.covariance_weight
+                * 0.5
+                * (vicreg_spread(image_features) + vicreg_spread(text_features))
             )
         if self.difficulty_weight:
             terms["difficulty_loss"] = self.difficulty_weight * difficulty_term(
                 image_features, text_features, self.tau_init
             )
         return terms
+
+    def _published_terms(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, ids: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The released loss (hahayun3325/HybridSogCLR ``models/losses.py``).
+
+        - adaptive temperature τ = τ_init·(1 + tanh(std of the B×B cosines)), no gradient;
+        - ids clamped into the bank of min(num_samples, ``published_bank_size``) slots, so every
+          id past it shares the last slot's s;
+        - on S/τ: d_ij = S_ij/τ − S_ii/τ clamped to ±1000 (its gradient flows; the loss is in
+          units of 1/τ), e_ij = min(exp(d_ij), 1000) with no log-sum-exp shift and the positive
+          (e_ii = 1) kept in g_i = Σ_j e_ij/(B − 1);
+          s ← (1 − γ)·s + γ·g (s = g on an id's first visit: the released "epoch 0");
+          loss = mean over all B² entries of e_ij/(s_i + 1e-8)·d_ij, the image and text losses
+          averaged;
+        - spread: per modality the mean over dimensions of the unbiased variance, image and text
+          *summed*; difficulty: −mean_ij(a_i·b_j·S_ij/τ) at the adaptive τ.
+        """
+        raw = (image_features @ text_features.T).to(self.s_I.dtype)
+        with torch.no_grad():
+            tau = self.tau_init * (1.0 + torch.tanh(raw.std()))
+        sims = raw / tau
+        slots = ids.clamp(max=self.published_bank_size - 1)
+        seen = self.seen[slots] if self.training else torch.zeros_like(slots, dtype=torch.bool)
+        image_loss = self._published_anchor_loss(sims, slots, "I", seen)
+        text_loss = self._published_anchor_loss(sims.T, slots, "T", seen)
+        if self.training:
+            self.seen[slots] = True
+        terms = {"contrastive_loss": 0.5 * (image_loss + text_loss)}
+        if self.covariance_weight:
+            terms["spread_loss"] = self.covariance_weight * (
+                published_spread(image_features) + published_spread(text_features)
+            )
+        if self.difficulty_weight:
+            terms["difficulty_loss"] = self.difficulty_weight * difficulty_term(
+                image_features, text_features, tau
+            )
+        return terms
+
+    def _published_anchor_loss(
+        self,
+        sims: torch.Tensor,
+        slots: torch.Tensor,
+        modality: Literal["I", "T"],
+        seen: torch.Tensor,
+    ) -> torch.Tensor:
+        """The released ``compute_base_loss`` for one modality (rows of ``sims`` = anchors)."""
+        diffs = (sims - sims.diagonal()[:, None]).clamp(-PUBLISHED_CLAMP, PUBLISHED_CLAMP)
+        s_state = getattr(self, f"s_{modality}")
+        with torch.no_grad():
+            exp_diffs = torch.exp(diffs).clamp(max=PUBLISHED_CLAMP)
+            g = exp_diffs.sum(dim=1) / max(sims.shape[0] - 1, 1)
+            s_old = s_state[slots] if self.training else torch.zeros_like(g)
+            s_new = torch.where(seen, (1.0 - self.gamma) * s_old + self.gamma * g, g)
+            if self.training:
+                s_state[slots] = s_new
+        weights = exp_diffs / (s_new[:, None] + PUBLISHED_EPS)
+        return (weights * diffs).mean()
