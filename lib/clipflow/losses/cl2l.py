@@ -70,9 +70,8 @@ class CL2LLoss(ClipflowLoss):
     ) -> dict[str, torch.Tensor]:
         image_features, text_features = gather_features(image_features, text_features)
         image_views, text_views = self._gather_views(image_views, text_views, image_features)
-        return self._contrastive_terms(
-            image_features, text_features, logit_scale, image_views, text_views
-        )
+        projected = self._project_views(image_views, text_views, logit_scale)
+        return self._contrastive_terms(image_features, text_features, logit_scale, *projected)
 
     def _gather_views(
         self,
@@ -93,6 +92,21 @@ class CL2LLoss(ClipflowLoss):
             gathered.append(views)
         return gathered[0], gathered[1]
 
+    def _project_views(
+        self,
+        image_views: list[torch.Tensor],
+        text_views: list[torch.Tensor],
+        logit_scale: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """The views as the view term compares them (clip-rocket's h) and their logit scale."""
+        if not self.separate_proj:
+            return image_views, text_views, logit_scale
+        image_views = [
+            F.normalize(self.heads["image_view_projector"](v), dim=-1) for v in image_views
+        ]
+        text_views = [F.normalize(self.heads["text_view_projector"](v), dim=-1) for v in text_views]
+        return image_views, text_views, self.heads["view_logit_scale"]()
+
     def _contrastive_terms(
         self,
         image_features: torch.Tensor,
@@ -100,8 +114,12 @@ class CL2LLoss(ClipflowLoss):
         logit_scale: torch.Tensor,
         image_views: list[torch.Tensor],
         text_views: list[torch.Tensor],
+        view_scale: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """CL2L's global and view terms on the gathered batch; they sum to the CL2L loss."""
+        """CL2L's global and view terms on the gathered batch; they sum to the CL2L loss.
+
+        The views are already projected (:meth:`_project_views`), compared at ``view_scale``.
+        """
         labels = torch.arange(image_features.shape[0], device=image_features.device)
         logits = logit_scale * image_features @ text_features.T
         global_loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
@@ -109,16 +127,6 @@ class CL2LLoss(ClipflowLoss):
         terms = {"contrastive_loss": mix * global_loss}
         if self.num_augs == 0:
             return terms
-        if self.separate_proj:
-            image_views = [
-                F.normalize(self.heads["image_view_projector"](v), dim=-1) for v in image_views
-            ]
-            text_views = [
-                F.normalize(self.heads["text_view_projector"](v), dim=-1) for v in text_views
-            ]
-            view_scale = self.heads["view_logit_scale"]()
-        else:
-            view_scale = logit_scale
         view_losses = []
         for image_view, text_view in product(image_views, text_views):
             view_logits = view_scale * image_view @ text_view.T
