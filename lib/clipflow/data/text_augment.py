@@ -149,6 +149,18 @@ class EDA:
         # Load WordNet now, so that forked DataLoader workers share it instead of each loading it.
         wordnet()
 
+    def weak(self, caption: str, rng: Rng = None) -> str:
+        """The clean caption's weak augmentation (clip-rocket ``SimpleTokenizer.weak_augment``
+        after ``--clean-before-augment``): cleaned, stop words dropped with probability
+        ``remove_stopwords_prob`` (never all words), no EDA operation."""
+        generator = self._rng if rng is None else as_numpy_rng(rng)
+        words = clean_words(caption)
+        if not words:
+            return caption
+        if generator.random() < self.remove_stopwords_prob:
+            words = [word for word in words if word not in STOP_WORDS] or words
+        return " ".join(words)
+
     def __call__(self, caption: str, rng: Rng = None) -> str:
         """Clean, maybe drop stop words (never all words), then apply one EDA operation.
 
