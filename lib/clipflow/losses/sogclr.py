@@ -199,7 +199,7 @@ class ISogCLRLoss(SogCLRLoss):
     Since log mean_j exp(x_j) − Σ_j softmax(x)_j·x_j ∈ [−log(B−1), 0], grad_i ≥ ρ − log(B−1):
     with ρ above log(B−1) every τ falls at first. With the seed's η = 1e-5 a step moves τ by at
     most 2.5e-5; the official η = 0.03 with β_u 0.9 takes τ from 0.01 to τ_min in the first step
-    once ρ − log(B−1) > 0.2, which is the released behaviour.
+    once ρ − log(B−1) > 0.19, which is the released behaviour.
     """
 
     def __init__(
