@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import product
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -14,6 +14,25 @@ from clipflow.losses.distributed import gather_features, gather_tensor
 from clipflow.losses.heads import LogitScale, MLPHead
 
 VIEW_LOGIT_SCALE_INIT = 1 / 0.1  # clip-rocket's l2l_logit_scale for separate projectors
+
+
+class ProjectedViews(NamedTuple):
+    """The views as CL2L's view term compares them (clip-rocket's h) and their logit scale."""
+
+    image: list[torch.Tensor]
+    text: list[torch.Tensor]
+    scale: torch.Tensor
+
+
+class GatheredBatch(NamedTuple):
+    """The gathered global batch, its views as given and projected, and CL2L's terms."""
+
+    image_features: torch.Tensor
+    text_features: torch.Tensor
+    image_views: list[torch.Tensor]
+    text_views: list[torch.Tensor]
+    projected: ProjectedViews
+    terms: dict[str, torch.Tensor]
 
 
 @LOSSES.register("cl2l")
@@ -68,10 +87,31 @@ class CL2LLoss(ClipflowLoss):
         image_views: Sequence[torch.Tensor] = (),
         text_views: Sequence[torch.Tensor] = (),
     ) -> dict[str, torch.Tensor]:
+        batch = self._gathered_terms(
+            image_features, text_features, logit_scale, image_views, text_views
+        )
+        return {**batch.terms, **self._extra_terms(batch)}
+
+    def _extra_terms(self, batch: GatheredBatch) -> dict[str, torch.Tensor]:
+        """Terms a variant adds to CL2L's on the gathered batch (the SSL losses' ``ssl_loss``)."""
+        return {}
+
+    def _gathered_terms(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        image_views: Sequence[torch.Tensor],
+        text_views: Sequence[torch.Tensor],
+    ) -> GatheredBatch:
+        """Gather the clean pair and the views, project the views, and compute CL2L's terms."""
         image_features, text_features = gather_features(image_features, text_features)
         image_views, text_views = self._gather_views(image_views, text_views, image_features)
-        projected = self._project_views(image_views, text_views, logit_scale)
-        return self._contrastive_terms(image_features, text_features, logit_scale, *projected)
+        projected = ProjectedViews(*self._project_views(image_views, text_views, logit_scale))
+        terms = self._contrastive_terms(image_features, text_features, logit_scale, *projected)
+        return GatheredBatch(
+            image_features, text_features, image_views, text_views, projected, terms
+        )
 
     def _gather_views(
         self,

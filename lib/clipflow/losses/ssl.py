@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clipflow.losses.base import LOSSES
-from clipflow.losses.cl2l import CL2LLoss
+from clipflow.losses.cl2l import CL2LLoss, GatheredBatch
 from clipflow.losses.distributed import gather_features, gather_tensor
 from clipflow.losses.heads import EMATarget, MLPHead, Prototypes
 
@@ -43,22 +43,13 @@ class SSLLoss(CL2LLoss):
         )
         self.ssl_weight = ssl_weight
 
-    def compute(
-        self,
-        image_features: torch.Tensor,
-        text_features: torch.Tensor,
-        logit_scale: torch.Tensor,
-        image_views: Sequence[torch.Tensor] = (),
-        text_views: Sequence[torch.Tensor] = (),
-    ) -> dict[str, torch.Tensor]:
-        image_features, text_features = gather_features(image_features, text_features)
-        image_views, text_views = self._gather_views(image_views, text_views, image_features)
-        projected = self._project_views(image_views, text_views, logit_scale)
-        terms = self._contrastive_terms(image_features, text_features, logit_scale, *projected)
-        pairs = [(image_features, text_features), *product(image_views, text_views)]
+    def _extra_terms(self, batch: GatheredBatch) -> dict[str, torch.Tensor]:
+        pairs = [
+            (batch.image_features, batch.text_features),
+            *product(batch.image_views, batch.text_views),
+        ]
         pair_losses = [self.pair_loss(image, text) for image, text in pairs]
-        terms["ssl_loss"] = self.ssl_weight * torch.stack(pair_losses).mean()
-        return terms
+        return {"ssl_loss": self.ssl_weight * torch.stack(pair_losses).mean()}
 
     def pair_loss(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The symmetric SSL term between one image embedding batch and one text batch."""
@@ -328,22 +319,8 @@ class SwALIPLoss(CL2LLoss):
         self.sinkhorn_iterations = sinkhorn_iterations
         self.ssl_weight = ssl_weight
 
-    def compute(
-        self,
-        image_features: torch.Tensor,
-        text_features: torch.Tensor,
-        logit_scale: torch.Tensor,
-        image_views: Sequence[torch.Tensor] = (),
-        text_views: Sequence[torch.Tensor] = (),
-    ) -> dict[str, torch.Tensor]:
-        image_features, text_features = gather_features(image_features, text_features)
-        image_views, text_views = self._gather_views(image_views, text_views, image_features)
-        image_views, text_views, view_scale = self._project_views(
-            image_views, text_views, logit_scale
-        )
-        terms = self._contrastive_terms(
-            image_features, text_features, logit_scale, image_views, text_views, view_scale
-        )
+    def _extra_terms(self, batch: GatheredBatch) -> dict[str, torch.Tensor]:
+        image_views, text_views, view_scale = batch.projected
         pair_terms = []
         for a, b in product(range(self.num_augs), repeat=2):
             swap_a, swap_b = (a + 1) % self.num_augs, (b + 1) % self.num_augs
@@ -360,8 +337,7 @@ class SwALIPLoss(CL2LLoss):
                     + soft_cross_entropy(view_scale * text_views[a] @ image_views[b].T, text_codes)
                 )
             )
-        terms["ssl_loss"] = self.ssl_weight * torch.stack(pair_terms).mean()
-        return terms
+        return {"ssl_loss": self.ssl_weight * torch.stack(pair_terms).mean()}
 
 
 @LOSSES.register("swalip_prototypes")
