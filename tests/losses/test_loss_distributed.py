@@ -118,6 +118,7 @@ HEAD_CASES = {
     "cl2l": {"num_augs": 1, "embed_dim": D, "hidden_dim": 8},
     "siamlip": {"num_augs": 1, "embed_dim": D, "hidden_dim": 8, "proj_dim": 4},
     "barlip": {"num_augs": 1, "embed_dim": D, "hidden_dim": 8, "proj_dim": 4},
+    "swalip": {"num_augs": 1, "embed_dim": D, "hidden_dim": 8},
 }
 
 
