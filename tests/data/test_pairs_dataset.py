@@ -14,6 +14,7 @@ from PIL import Image
 
 from clipflow.data.shards import PairsDataset
 from clipflow.data.text_augment import EDA
+from clipflow.data.view_augment import rocket_transforms
 from clipflow.losses import build_loss
 from clipflow.models import create_model
 from clipflow.training.extras import build_extras, dataset_options_for
@@ -79,21 +80,27 @@ def test_default_samples_are_unchanged(bundle, pairs) -> None:
     assert sample["index"].item() == URL_INDICES[1]
 
 
-def test_views_are_transforms_and_eda_captions_from_torch_rng(bundle, pairs) -> None:
+def test_views_are_rocket_transforms_and_eda_captions_from_torch_rng(bundle, pairs) -> None:
     dataset = _dataset(bundle, pairs, num_augs=2)
     torch.manual_seed(3)
     sample = dataset[0]
+    assert sample["image"].shape == (3, 64, 64)
     assert sample["image_views"].shape == (2, 3, 64, 64)
     assert sample["text_views"].shape == (2, 32)
     assert sample["text_views"].dtype == torch.long
-    # Replaying the same torch RNG stream gives the same views: transform x3, then EDA x2.
+    # Replaying the same torch RNG stream gives the same sample: the clean crop, the two view
+    # transforms, then the weak caption and two EDA captions.
     torch.manual_seed(3)
     image = dataset.images["00000.tar", "000000000"]
-    transformed = [bundle.preprocess_train(image) for _ in range(3)]
+    clean, view = rocket_transforms(bundle.preprocess_train)
+    expected_image = clean(image)
+    expected_views = [view(image) for _ in range(2)]
     eda = EDA()
+    weak = eda.weak(CAPTIONS[0], torch.default_generator)
     captions = [eda(CAPTIONS[0], torch.default_generator) for _ in range(2)]
-    assert torch.equal(sample["image"], transformed[0])
-    assert torch.equal(sample["image_views"], torch.stack(transformed[1:]))
+    assert torch.equal(sample["image"], expected_image)
+    assert torch.equal(sample["image_views"], torch.stack(expected_views))
+    assert torch.equal(sample["text"], bundle.tokenizer([weak])[0])
     assert torch.equal(sample["text_views"], bundle.tokenizer(captions))
     assert not torch.equal(sample["image_views"][0], sample["image_views"][1])
 

@@ -113,6 +113,26 @@ def test_index_to_position_maps_url_indices(tmp_path: Path) -> None:
         HardPairBatches(8, 4, 0, hard_pairs=path)
 
 
+def test_hard_partner_is_uniform_over_the_first_topk_entries(tmp_path: Path) -> None:
+    """HELIP's partner draw, re-typed from haonan3/HELIP ``src/training/data.py``,
+    ``CustomDistributedSampler.__iter__``: ``hard_idx_list[random.choice(range(topk))]`` with
+    ``hard_idx_list`` the CSV row after its anchor. On a hand-written CSV (anchor a's hard pairs
+    are a+1, ..., a+8 mod 64), the first pair of every epoch (all positions still free) must
+    take the candidate of rank r ∈ [0, topk) with probability 1/topk, and never one past topk."""
+    n, topk, epochs = 64, 5, 1000
+    path = tmp_path / "ring_hard_sample.csv"
+    path.write_text("".join(",".join(str((a + k) % n) for k in range(9)) + "\n" for a in range(n)))
+    sampler = HardPairBatches(n, 8, 11, hard_pairs=path, partners_topk=topk)
+    counts = np.zeros(topk, dtype=int)
+    for epoch in range(epochs):
+        anchor, partner = sampler.batches(epoch)[0][:2]
+        rank = (partner - anchor) % n - 1
+        assert 0 <= rank < topk
+        counts[rank] += 1
+    expected = epochs / topk  # 200 each; binomial sd 12.6, so ±50 is about 4 sd
+    assert np.all(np.abs(counts - expected) < 50), counts
+
+
 def test_hard_pairs_rejects_odd_batches(hard_csv: tuple[Path, np.ndarray]) -> None:
     with pytest.raises(ValueError, match="even batch size"):
         HardPairBatches(N, 5, 0, hard_pairs=hard_csv[0])
@@ -150,8 +170,10 @@ def test_p1_batches_are_clusters_of_planted_groups() -> None:
 def full_scan_candidates(
     embeddings: np.ndarray, pivot: int, selected: set[int], wanted: int
 ) -> set[int]:
-    """SimCLIP's rule: top ``wanted`` by cosine, pivot, selected rows and duplicates excluded
-    (every row tied with the last one kept, as tie order is not part of the rule)."""
+    """SimCLIP's rule, re-typed from sx-liu/SimCLIP ``models/data.py``,
+    ``CLIPEmbeddingDataset.get_synthesis_batch`` (its path B, no k-NN table): top ``wanted`` by
+    cosine, pivot, selected rows and duplicates (cosine >= max_sim = 1) excluded (every row tied
+    with the last one kept, as tie order is not part of the rule)."""
     scores = embeddings @ embeddings[pivot]
     scores[scores >= 1 - 1e-6] = -2.0
     scores[list(selected | {pivot})] = -np.inf

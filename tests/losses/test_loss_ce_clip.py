@@ -113,3 +113,46 @@ def test_wrong_number_of_negative_slots_is_reported(unit_features) -> None:
     x, y, negatives = _inputs(unit_features)
     with pytest.raises(ValueError, match="K=4"):
         build_loss("ce_clip")(x, y, torch.tensor(SCALE), negative_text_features=negatives)
+
+
+def _imc_term(unit_features, form: str):
+    x, y, negatives = _inputs(unit_features)
+    x, y, negatives = (t.clone().requires_grad_() for t in (x, y, negatives))
+    loss_fn = build_loss("ce_clip", num_negatives=K, imc_weight=1.0, cmr_weight=0.0, imc_form=form)
+    terms = loss_fn(x, y, torch.tensor(SCALE), negative_text_features=negatives, negative_mask=MASK)
+    terms["imc_loss"].backward()
+    return terms["imc_loss"], (x, y, negatives)
+
+
+def test_imc_released_form_equals_clip_daloss_get_imc_loss(unit_features) -> None:
+    """``imc_form="released"`` against CE-CLIP's released IMC, re-typed from
+    lezhang7/Enhance-FineGrained ``src/open_clip/loss.py``, ``Clip_DALoss.forward`` (single
+    process: ``text_embedding_matrix = logit_scale * gt_text_features @ da_text_features.T``,
+    negatives caption-major as its CMR reshape implies) and ``Clip_DALoss.get_imc_loss``
+    (``F.cross_entropy(matrix, zeros)``): value and gradients, no negative mask."""
+    loss, (x, y, negatives) = _imc_term(unit_features, "released")
+    ref_y = y.detach().clone().requires_grad_()
+    ref_negatives = negatives.detach().clone().requires_grad_()
+    da_text_features = ref_negatives.reshape(B * K, D)
+    text_embedding_matrix = SCALE * ref_y @ da_text_features.T
+    labels = torch.zeros(text_embedding_matrix.shape[0], dtype=torch.long)
+    expected = torch.nn.functional.cross_entropy(text_embedding_matrix, labels)
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(y.grad, ref_y.grad)
+    torch.testing.assert_close(negatives.grad, ref_negatives.grad)
+    assert x.grad is None or torch.count_nonzero(x.grad) == 0
+
+
+def test_imc_batch_form_puts_every_valid_batch_negative_in_the_denominator(
+    unit_features,
+) -> None:
+    """``imc_form="batch"``: the paper's positive over the released denominator (loop values)."""
+    loss, _ = _imc_term(unit_features, "batch")
+    x, y, negatives = _inputs(unit_features)
+    imc = []
+    for i in range(B):  # every anchor has the batch's 3 valid negatives
+        positive = math.exp(_dot(x[i], y[i]))
+        intra = sum(math.exp(_dot(y[i], negatives[j, k])) for j, k in _valid())
+        imc.append(-math.log(positive / (positive + intra)))
+    assert loss.item() == pytest.approx(sum(imc) / B, rel=1e-10)

@@ -206,9 +206,9 @@ def test_sinkhorn_codes_have_the_right_marginals() -> None:
     assert (few - 3).abs().max() < (raw - 3).abs().max()  # 3 iterations already balance
 
 
-def test_swalip_swapped_prediction(unit_features) -> None:
+def test_swalip_prototypes_swapped_prediction(unit_features) -> None:
     torch.manual_seed(0)
-    loss_fn = build_loss("swalip", num_augs=0, num_prototypes=4, **HEADS).double()
+    loss_fn = build_loss("swalip_prototypes", num_augs=0, num_prototypes=4, **HEADS).double()
     x, y = unit_features(B, D, 0), unit_features(B, D, 1)
     terms = loss_fn(x, y, SCALE)
     heads = loss_fn.heads

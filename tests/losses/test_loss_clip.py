@@ -7,6 +7,7 @@ import math
 import open_clip.loss
 import pytest
 import torch
+from torch.nn import functional as F
 
 from clipflow.losses import build_loss
 from clipflow.losses.clip import hard_negative_margin_loss
@@ -52,14 +53,52 @@ def test_clip_label_smoothing_matches_formula(unit_features) -> None:
 #          [0.8, -0.6, 0.0],
 #          [0.0,  0.0, 1.0]]
 # min_k s_kk = −0.6; the off-diagonal hinges max(0, s_ij + 0.6) are
-# 1.4 (s_01), 0.6 (s_02), 1.4 (s_10), 0.6 (s_12), 0.6 (s_20), 0.6 (s_21) → sum 5.2, /B → 5.2/3.
+# 1.4 (s_01), 0.6 (s_02), 1.4 (s_10), 0.6 (s_12), 0.6 (s_20), 0.6 (s_21) → sum 5.2, averaged
+# over the B(B−1) = 6 negative pairs → 5.2/6 (the earlier per-anchor form: 5.2/B = 5.2/3).
+# With each row's own positive as reference (s_00 = 0.6, s_11 = −0.6, s_22 = 1): hinges
+# 0.2 (s_01), 1.4 (s_10), 0.6 (s_12), 0 elsewhere → 2.2/6.
 HNML_IMAGES = torch.eye(3, dtype=torch.float64)
 HNML_TEXTS = torch.tensor([[0.6, 0.8, 0.0], [0.8, -0.6, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-HNML_EXPECTED = 5.2 / 3
+HNML_EXPECTED = 5.2 / 6
 
 
 def test_hnml_hand_worked_3x3() -> None:
     assert hard_negative_margin_loss(HNML_IMAGES, HNML_TEXTS).item() == pytest.approx(HNML_EXPECTED)
+    per_anchor = hard_negative_margin_loss(HNML_IMAGES, HNML_TEXTS, normalisation="anchors")
+    assert per_anchor.item() == pytest.approx(5.2 / 3)
+    own = hard_negative_margin_loss(HNML_IMAGES, HNML_TEXTS, reference="own_positive")
+    assert own.item() == pytest.approx(2.2 / 6)
+
+
+def _hnml_batch(batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random pairs in D = 64 whose similarity distribution does not depend on the batch size:
+    text_i = normalise(0.3·image_i + noise_i), so positives ≈ 0.29 ± 0.10 and negatives
+    ≈ 0 ± 0.125 overlap, as early in training."""
+    images = F.normalize(torch.randn(batch, 64, generator=generator, dtype=torch.float64), dim=1)
+    noise = F.normalize(torch.randn(batch, 64, generator=generator, dtype=torch.float64), dim=1)
+    return images, F.normalize(0.3 * images + noise, dim=1)
+
+
+def test_hnml_does_not_grow_with_the_batch_size() -> None:
+    """Issue 14 (5): HNML at batch 8 and batch 512 of the same similarity distribution.
+
+    Batch 8 is averaged over 256 draws so both sides estimate the expectation. Averaged over the
+    negatives with each row's own positive as reference, the two agree within 2x. The paper's
+    batch-minimum reference, averaged over the negatives, still rises (its minimum falls with
+    B: 4x to 11x in draws like these) but far less than the earlier per-anchor sum (about 250x).
+    """
+    generator = torch.Generator().manual_seed(0)
+    small = [_hnml_batch(8, generator) for _ in range(256)]
+    large = _hnml_batch(512, generator)
+
+    def ratio(**options: str) -> float:
+        value_small = sum(hard_negative_margin_loss(x, y, **options).item() for x, y in small)
+        value_large = hard_negative_margin_loss(*large, **options).item()
+        return value_large / (value_small / len(small))
+
+    assert 0.5 < ratio(reference="own_positive") < 2.0
+    assert 1.0 < ratio() < 20.0
+    assert ratio(normalisation="anchors") > 100.0
 
 
 def test_helip_adds_weighted_margin_to_clip() -> None:
@@ -68,6 +107,10 @@ def test_helip_adds_weighted_margin_to_clip() -> None:
     clip = build_loss("clip")(HNML_IMAGES, HNML_TEXTS, scale)["contrastive_loss"]
     torch.testing.assert_close(terms["contrastive_loss"], clip)
     assert terms["margin_loss"].item() == pytest.approx(0.5 * HNML_EXPECTED)
+    anchors = build_loss("helip", margin_weight=0.5, margin_normalisation="anchors")
+    assert anchors(HNML_IMAGES, HNML_TEXTS, scale)["margin_loss"].item() == pytest.approx(
+        0.5 * 5.2 / 3
+    )
 
 
 def test_hnml_is_zero_when_every_negative_is_below_the_weakest_positive() -> None:

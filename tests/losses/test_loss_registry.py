@@ -24,7 +24,8 @@ CASES = {
     "siamlip": (SMALL_HEADS, ("views",)),
     "byolip": (SMALL_HEADS, ("views", "targets")),
     "barlip": (SMALL_HEADS, ("views",)),
-    "swalip": ({**SMALL_HEADS, "num_prototypes": 5}, ("views",)),
+    "swalip": ({"embed_dim": D, "hidden_dim": 16}, ("views",)),
+    "swalip_prototypes": ({**SMALL_HEADS, "num_prototypes": 5}, ("views",)),
 }
 
 

@@ -147,7 +147,7 @@ def test_sogclr_eval_mode_does_not_touch_state(unit_features) -> None:
 def test_isogclr_temperatures_follow_the_spec_gradient(unit_features) -> None:
     tau_init = 2**-6  # exact in the float32 buffer the module starts from
     loss_fn = build_loss(
-        "isogclr", num_samples=5, sogclr_gamma=0.8, tau_init=tau_init, eta_init=1e-3
+        "isogclr", num_samples=5, sogclr_gamma=0.8, tau_init=tau_init, eta_init=1e-3, rho_init=6.0
     ).double()
     reference = ReferenceSogCLR(gamma=0.8, tau=tau_init, eta=1e-3)
     free_moves = 0
@@ -262,7 +262,8 @@ def test_spread_terms_hand_worked() -> None:
     expected = (1 - math.sqrt(0.2501)) + 2 * 0.0625 / 2
     assert vicreg_spread(x).item() == pytest.approx(expected, rel=1e-12)
 
-    for spread_term, value in (("published", 0.25), ("vicreg", expected)):
+    # the published loss sums the two modalities' terms, the vicreg default averages them
+    for spread_term, value in (("published", 2 * 0.25), ("vicreg", expected)):
         loss_fn = build_loss(
             "hybridsogclr",
             num_samples=3,

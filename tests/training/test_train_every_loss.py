@@ -15,7 +15,8 @@ LOSS_PARAMS = {
     "siamlip": SMALL_HEADS,
     "byolip": SMALL_HEADS,
     "barlip": SMALL_HEADS,
-    "swalip": {**SMALL_HEADS, "num_prototypes": 8},
+    "swalip": {"hidden_dim": 32},
+    "swalip_prototypes": {**SMALL_HEADS, "num_prototypes": 8},
 }
 
 

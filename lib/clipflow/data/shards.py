@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from clipflow.data.text_augment import EDA
+from clipflow.data.view_augment import rocket_transforms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -76,11 +77,13 @@ class PairSamples:
     ``{"image", "text", "index"}``); every added tensor has a fixed shape, so the default collate
     batches them:
 
-    - ``num_augs`` = A > 0 (CL2L and its SSL variants, algorithms.md §3) adds ``image_views``
-      ``[A, 3, H, W]``, A independent applications of ``transform``, and ``text_views``
-      ``[A, L]``, A EDA views of the caption (``clipflow.data.text_augment``), tokenised. The
-      EDA draws come from torch's default generator, which DataLoader seeds per worker and the
-      trainer checkpoints, as it does for the image transforms.
+    - ``num_augs`` = A > 0 (CL2L and its SSL variants, algorithms.md §3) switches to
+      clip-rocket's augmentations (``clipflow.data.view_augment``, ``text_augment``): the clean
+      image gets its weak crop and the caption its weak augmentation (``EDA.weak``), and it
+      adds ``image_views`` ``[A, 3, H, W]``, A applications of the view transform, and
+      ``text_views`` ``[A, L]``, A EDA views of the caption, tokenised. Every draw comes from
+      torch's default generator, which DataLoader seeds per worker and the trainer
+      checkpoints, in this order: clean image, image views, clean caption, caption views.
     - ``negatives`` (the negatives table: ``caption_index``, ``negative``, ...) with
       ``num_negatives`` = K > 0 (CE-CLIP, algorithms.md §4) adds ``negative_texts`` ``[K, L]``,
       the first K negatives of the pair's caption (``caption_index`` == its url ``index``, in
@@ -109,6 +112,8 @@ class PairSamples:
         self.tokenizer = tokenizer
         self.num_augs = num_augs
         self.text_augment = EDA() if num_augs else None
+        if num_augs:
+            self.clean_transform, self.view_transform = rocket_transforms(transform)
         self.num_negatives = num_negatives
         self.negatives: dict[int, list[str]] = {}
         if negatives is not None:
@@ -119,18 +124,28 @@ class PairSamples:
             self.negatives = {int(i): list(texts)[:num_negatives] for i, texts in grouped}
 
     def __call__(self, caption: str, index: int, image: Image.Image) -> dict[str, torch.Tensor]:
-        sample = {
-            "image": self.transform(image),
-            "text": self.tokenizer([caption])[0],
-            "index": torch.tensor(index),
-        }
-        if self.text_augment is not None:
-            sample["image_views"] = torch.stack(
-                [self.transform(image) for _ in range(self.num_augs)]
-            )
-            sample["text_views"] = self.tokenizer(
-                [self.text_augment(caption, torch.default_generator) for _ in range(self.num_augs)]
-            )
+        if self.text_augment is None:
+            sample = {
+                "image": self.transform(image),
+                "text": self.tokenizer([caption])[0],
+                "index": torch.tensor(index),
+            }
+        else:
+            clean_image = self.clean_transform(image)
+            views = torch.stack([self.view_transform(image) for _ in range(self.num_augs)])
+            rng = torch.default_generator
+            captions = [
+                self.text_augment.weak(caption, rng),
+                *(self.text_augment(caption, rng) for _ in range(self.num_augs)),
+            ]
+            tokens = self.tokenizer(captions)
+            sample = {
+                "image": clean_image,
+                "text": tokens[0],
+                "index": torch.tensor(index),
+                "image_views": views,
+                "text_views": tokens[1:],
+            }
         if self.num_negatives:
             found = self.negatives.get(index, [])
             texts = torch.zeros(self.num_negatives, sample["text"].shape[-1], dtype=torch.long)

@@ -149,16 +149,31 @@ class EDA:
         # Load WordNet now, so that forked DataLoader workers share it instead of each loading it.
         wordnet()
 
+    def weak(self, caption: str, rng: Rng = None) -> str:
+        """The clean caption's weak augmentation (clip-rocket ``SimpleTokenizer.weak_augment``
+        after ``--clean-before-augment``): cleaned, stop words dropped with probability
+        ``remove_stopwords_prob`` (never all words), no EDA operation."""
+        words = self._weak_words(caption, self._generator(rng))
+        return " ".join(words) if words else caption
+
     def __call__(self, caption: str, rng: Rng = None) -> str:
         """Clean, maybe drop stop words (never all words), then apply one EDA operation.
 
         A caption without any word is returned unchanged.
         """
-        generator = self._rng if rng is None else as_numpy_rng(rng)
-        words = clean_words(caption)
+        generator = self._generator(rng)
+        words = self._weak_words(caption, generator)
         if not words:
             return caption
-        if generator.random() < self.remove_stopwords_prob:
-            words = [word for word in words if word not in STOP_WORDS] or words
         op = self.ops[generator.choice(len(self.ops), p=self.op_probs)]
         return " ".join(op(words, generator))
+
+    def _generator(self, rng: Rng) -> np.random.Generator:
+        return self._rng if rng is None else as_numpy_rng(rng)
+
+    def _weak_words(self, caption: str, generator: np.random.Generator) -> list[str]:
+        """The cleaned words, stop words dropped with ``remove_stopwords_prob`` (never all)."""
+        words = clean_words(caption)
+        if words and generator.random() < self.remove_stopwords_prob:
+            words = [word for word in words if word not in STOP_WORDS] or words
+        return words

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
@@ -72,6 +72,12 @@ class ClipflowLoss(nn.Module):
 
 
 LOSSES: Registry[type[ClipflowLoss]] = Registry("loss")
+
+
+def check_choice(name: str, value: object, choices: Collection[object]) -> None:
+    """Fail with one line naming the parameter when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(map(str, choices))}, got {value!r}")
 
 
 def build_loss(name: str, **params: Any) -> ClipflowLoss:

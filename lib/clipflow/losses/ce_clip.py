@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch.nn import functional as F
 
-from clipflow.losses.base import LOSSES, ClipflowLoss
+from clipflow.losses.base import LOSSES, ClipflowLoss, check_choice
 from clipflow.losses.distributed import gather_features, gather_tensor
 
 THRESHOLD_RANGE = (0.0, 10.0)  # algorithms.md §4: adaptive θ_k clamped to [0, 10]
+IMC_FORMS = ("caption", "batch", "released")
 
 
 @LOSSES.register("ce_clip")
@@ -19,15 +22,26 @@ class CeClipLoss(ClipflowLoss):
     generated negatives, K = ``num_negatives`` slots, one per negative type) and optionally
     ``negative_mask`` [B, K] bool (True where the slot holds a real negative; default all True).
     The adaptive CMR thresholds θ_k live in the ``thresholds`` buffer, so checkpoints carry them.
+
+    ``imc_form`` picks IMC's denominator (see :meth:`_imc`): ``"caption"`` (default, the paper's
+    per-caption form), ``"batch"`` (the released denominator, every valid negative of the batch,
+    with the paper's positive numerator) or ``"released"`` (the released code exactly, with its
+    defect: label 0 makes the first caption's first negative every row's "positive").
     """
 
     required_extras = ("negative_text_features",)
     optional_extras = ("negative_mask",)
 
     def __init__(
-        self, num_negatives: int = 4, imc_weight: float = 0.3, cmr_weight: float = 0.2
+        self,
+        num_negatives: int = 4,
+        imc_weight: float = 0.3,
+        cmr_weight: float = 0.2,
+        imc_form: Literal["caption", "batch", "released"] = "caption",
     ) -> None:
         super().__init__()
+        check_choice("imc_form", imc_form, IMC_FORMS)
+        self.imc_form = imc_form
         self.num_negatives = num_negatives
         self.imc_weight = imc_weight
         self.cmr_weight = cmr_weight
@@ -75,23 +89,36 @@ class CeClipLoss(ClipflowLoss):
             terms["cmr_loss"] = self.cmr_weight * self._cmr(positive, image_negative, mask)
         return terms
 
-    @staticmethod
     def _imc(
+        self,
         positive: torch.Tensor,
         text_features: torch.Tensor,
         negatives: torch.Tensor,
         mask: torch.Tensor,
         logit_scale: torch.Tensor,
     ) -> torch.Tensor:
-        """IMC_i = −log(e^{s(I_i,T_i)/τ} / (e^{s(I_i,T_i)/τ} + Σ_k e^{s(T_i,T_ik⁻)/τ})), §4.
+        """Intra-modal contrast over the caption embeddings and the generated negatives (§4).
 
-        Valid negatives only, averaged over the anchors that have one. This is the paper's
-        per-caption form, not the released code's CE over the caption × all-negatives matrix.
+        ``"caption"``: IMC_i = −log(e^{s(I_i,T_i)/τ} / (e^{s(I_i,T_i)/τ} + Σ_k e^{s(T_i,T_ik⁻)/τ})),
+        valid negatives of caption i only, averaged over the anchors that have one (the paper).
+        ``"batch"``: the same numerator over every valid negative of the batch, Σ_{j,k}
+        e^{s(T_i,T_jk⁻)/τ}, the released code's denominator. ``"released"``: CE-CLIP's
+        ``Clip_DALoss.get_imc_loss``, cross-entropy of the caption × all-negatives matrix
+        s(T_i, T_jk⁻)/τ with label 0 for every row, no mask and no positive pair.
         """
-        text_negative = logit_scale * torch.einsum("bd,bkd->bk", text_features, negatives)
-        logits = torch.cat([positive[:, None], text_negative.masked_fill(~mask, float("-inf"))], 1)
+        if self.imc_form == "released":
+            logits = logit_scale * text_features @ negatives.flatten(0, 1).T
+            labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            return F.cross_entropy(logits, labels)
+        if self.imc_form == "caption":
+            text_negative = logit_scale * torch.einsum("bd,bkd->bk", text_features, negatives)
+            valid = mask
+        else:
+            text_negative = logit_scale * text_features @ negatives.flatten(0, 1).T
+            valid = mask.flatten()[None, :].expand_as(text_negative)
+        logits = torch.cat([positive[:, None], text_negative.masked_fill(~valid, float("-inf"))], 1)
         per_anchor = -torch.log_softmax(logits, dim=1)[:, 0]
-        has_negative = mask.any(dim=1)
+        has_negative = valid.any(dim=1)
         if not has_negative.any():
             return positive.new_zeros(())
         return per_anchor[has_negative].mean()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import product
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -14,6 +14,25 @@ from clipflow.losses.distributed import gather_features, gather_tensor
 from clipflow.losses.heads import LogitScale, MLPHead
 
 VIEW_LOGIT_SCALE_INIT = 1 / 0.1  # clip-rocket's l2l_logit_scale for separate projectors
+
+
+class ProjectedViews(NamedTuple):
+    """The views as CL2L's view term compares them (clip-rocket's h) and their logit scale."""
+
+    image: list[torch.Tensor]
+    text: list[torch.Tensor]
+    scale: torch.Tensor
+
+
+class GatheredBatch(NamedTuple):
+    """The gathered global batch, its views as given and projected, and CL2L's terms."""
+
+    image_features: torch.Tensor
+    text_features: torch.Tensor
+    image_views: list[torch.Tensor]
+    text_views: list[torch.Tensor]
+    projected: ProjectedViews
+    terms: dict[str, torch.Tensor]
 
 
 @LOSSES.register("cl2l")
@@ -68,10 +87,30 @@ class CL2LLoss(ClipflowLoss):
         image_views: Sequence[torch.Tensor] = (),
         text_views: Sequence[torch.Tensor] = (),
     ) -> dict[str, torch.Tensor]:
+        batch = self._gathered_terms(
+            image_features, text_features, logit_scale, image_views, text_views
+        )
+        return {**batch.terms, **self._extra_terms(batch)}
+
+    def _extra_terms(self, batch: GatheredBatch) -> dict[str, torch.Tensor]:
+        """Terms a variant adds to CL2L's on the gathered batch (the SSL losses' ``ssl_loss``)."""
+        return {}
+
+    def _gathered_terms(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        logit_scale: torch.Tensor,
+        image_views: Sequence[torch.Tensor],
+        text_views: Sequence[torch.Tensor],
+    ) -> GatheredBatch:
+        """Gather the clean pair and the views, project the views, and compute CL2L's terms."""
         image_features, text_features = gather_features(image_features, text_features)
         image_views, text_views = self._gather_views(image_views, text_views, image_features)
-        return self._contrastive_terms(
-            image_features, text_features, logit_scale, image_views, text_views
+        projected = ProjectedViews(*self._project_views(image_views, text_views, logit_scale))
+        terms = self._contrastive_terms(image_features, text_features, logit_scale, *projected)
+        return GatheredBatch(
+            image_features, text_features, image_views, text_views, projected, terms
         )
 
     def _gather_views(
@@ -93,6 +132,21 @@ class CL2LLoss(ClipflowLoss):
             gathered.append(views)
         return gathered[0], gathered[1]
 
+    def _project_views(
+        self,
+        image_views: list[torch.Tensor],
+        text_views: list[torch.Tensor],
+        logit_scale: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """The views as the view term compares them (clip-rocket's h) and their logit scale."""
+        if not self.separate_proj:
+            return image_views, text_views, logit_scale
+        image_views = [
+            F.normalize(self.heads["image_view_projector"](v), dim=-1) for v in image_views
+        ]
+        text_views = [F.normalize(self.heads["text_view_projector"](v), dim=-1) for v in text_views]
+        return image_views, text_views, self.heads["view_logit_scale"]()
+
     def _contrastive_terms(
         self,
         image_features: torch.Tensor,
@@ -100,8 +154,12 @@ class CL2LLoss(ClipflowLoss):
         logit_scale: torch.Tensor,
         image_views: list[torch.Tensor],
         text_views: list[torch.Tensor],
+        view_scale: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """CL2L's global and view terms on the gathered batch; they sum to the CL2L loss."""
+        """CL2L's global and view terms on the gathered batch; they sum to the CL2L loss.
+
+        The views are already projected (:meth:`_project_views`), compared at ``view_scale``.
+        """
         labels = torch.arange(image_features.shape[0], device=image_features.device)
         logits = logit_scale * image_features @ text_features.T
         global_loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
@@ -109,16 +167,6 @@ class CL2LLoss(ClipflowLoss):
         terms = {"contrastive_loss": mix * global_loss}
         if self.num_augs == 0:
             return terms
-        if self.separate_proj:
-            image_views = [
-                F.normalize(self.heads["image_view_projector"](v), dim=-1) for v in image_views
-            ]
-            text_views = [
-                F.normalize(self.heads["text_view_projector"](v), dim=-1) for v in text_views
-            ]
-            view_scale = self.heads["view_logit_scale"]()
-        else:
-            view_scale = logit_scale
         view_losses = []
         for image_view, text_view in product(image_views, text_views):
             view_logits = view_scale * image_view @ text_view.T

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clipflow.losses.base import LOSSES
-from clipflow.losses.cl2l import CL2LLoss
+from clipflow.losses.cl2l import CL2LLoss, GatheredBatch
 from clipflow.losses.distributed import gather_features, gather_tensor
 from clipflow.losses.heads import EMATarget, MLPHead, Prototypes
 
@@ -43,23 +43,13 @@ class SSLLoss(CL2LLoss):
         )
         self.ssl_weight = ssl_weight
 
-    def compute(
-        self,
-        image_features: torch.Tensor,
-        text_features: torch.Tensor,
-        logit_scale: torch.Tensor,
-        image_views: Sequence[torch.Tensor] = (),
-        text_views: Sequence[torch.Tensor] = (),
-    ) -> dict[str, torch.Tensor]:
-        image_features, text_features = gather_features(image_features, text_features)
-        image_views, text_views = self._gather_views(image_views, text_views, image_features)
-        terms = self._contrastive_terms(
-            image_features, text_features, logit_scale, image_views, text_views
-        )
-        pairs = [(image_features, text_features), *product(image_views, text_views)]
+    def _extra_terms(self, batch: GatheredBatch) -> dict[str, torch.Tensor]:
+        pairs = [
+            (batch.image_features, batch.text_features),
+            *product(batch.image_views, batch.text_views),
+        ]
         pair_losses = [self.pair_loss(image, text) for image, text in pairs]
-        terms["ssl_loss"] = self.ssl_weight * torch.stack(pair_losses).mean()
-        return terms
+        return {"ssl_loss": self.ssl_weight * torch.stack(pair_losses).mean()}
 
     def pair_loss(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The symmetric SSL term between one image embedding batch and one text batch."""
@@ -191,9 +181,8 @@ class BYOLIPLoss(SiamLIPLoss):
         target_image_views, target_text_views = self._gather_views(
             target_image_views, target_text_views, image_features
         )
-        terms = self._contrastive_terms(
-            image_features, text_features, logit_scale, image_views, text_views
-        )
+        projected = self._project_views(image_views, text_views, logit_scale)
+        terms = self._contrastive_terms(image_features, text_features, logit_scale, *projected)
         online = [(image_features, text_features), *product(image_views, text_views)]
         targets = [
             (gather_tensor(target_image_features), gather_tensor(target_text_features)),
@@ -293,8 +282,67 @@ def sinkhorn_knopp(
 
 
 @LOSSES.register("swalip")
-class SwALIPLoss(SSLLoss):
-    """SwALIP: swapped prototype prediction between image and text (§3).
+class SwALIPLoss(CL2LLoss):
+    """SwALIP as clip-rocket releases it and its published runs use (``losses.py``,
+    ``SwALIPLoss``): CL2L + ``ssl_weight`` (0.2) · swapped prediction between the views.
+
+    No prototypes: each image view's scores are its cosines with the other modality's views of
+    the batch, h_I[a]·h_T[b]ᵀ (the view projectors' normalised outputs, ``_project_views``).
+    For every pair (a, b) of view indices the target is the Sinkhorn-Knopp code (ε 0.05,
+    3 iterations, no gradient) of the *swapped* pair (a', b'), a' = (a + 1) mod num_augs (the
+    released code's 1 − a for its two views), and the term is
+    ½[CE(s·h_I[a]h_T[b]ᵀ, SK(h_I[a']h_T[b']ᵀ)) + CE(s·h_T[a]h_I[b]ᵀ, SK(h_T[a']h_I[b']ᵀ))]
+    at the views' logit scale s, averaged over the num_augs² pairs. Needs views
+    (``num_augs >= 1``); clip-rocket asserts no label smoothing for it.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        epsilon: float = 0.05,
+        sinkhorn_iterations: int = 3,
+        ssl_weight: float = 0.2,
+        hidden_dim: int = 4096,
+        num_augs: int = 2,
+        label_smoothing: float = 0.0,
+        loss_avg_or_sum: Literal["avg", "sum"] = "sum",
+        separate_proj: bool = True,
+    ) -> None:
+        if num_augs < 1:
+            raise ValueError(
+                f"swalip compares augmented views: num_augs must be >= 1, got {num_augs}"
+            )
+        super().__init__(
+            num_augs, label_smoothing, loss_avg_or_sum, separate_proj, embed_dim, hidden_dim
+        )
+        self.epsilon = epsilon
+        self.sinkhorn_iterations = sinkhorn_iterations
+        self.ssl_weight = ssl_weight
+
+    def _extra_terms(self, batch: GatheredBatch) -> dict[str, torch.Tensor]:
+        image_views, text_views, view_scale = batch.projected
+        pair_terms = []
+        for a, b in product(range(self.num_augs), repeat=2):
+            swap_a, swap_b = (a + 1) % self.num_augs, (b + 1) % self.num_augs
+            image_codes = sinkhorn_knopp(
+                image_views[swap_a] @ text_views[swap_b].T, self.epsilon, self.sinkhorn_iterations
+            )
+            text_codes = sinkhorn_knopp(
+                text_views[swap_a] @ image_views[swap_b].T, self.epsilon, self.sinkhorn_iterations
+            )
+            pair_terms.append(
+                0.5
+                * (
+                    soft_cross_entropy(view_scale * image_views[a] @ text_views[b].T, image_codes)
+                    + soft_cross_entropy(view_scale * text_views[a] @ image_views[b].T, text_codes)
+                )
+            )
+        return {"ssl_loss": self.ssl_weight * torch.stack(pair_terms).mean()}
+
+
+@LOSSES.register("swalip_prototypes")
+class SwALIPPrototypesLoss(SSLLoss):
+    """SwALIP with SwAV prototypes, this project's earlier reading of the paper (§3).
 
     Projections are scored against shared prototypes; Sinkhorn-Knopp codes (ε 0.05, 3
     iterations) of one modality are the targets of the other's softmax at temperature 0.1:

@@ -345,13 +345,14 @@ def _train(
                     extras = build_extras(loss_fn, model, batch, device, target)
                     terms = loss_fn(image_features, text_features, logit_scale, **extras)
                     total = sum(terms.values())
-                # Each rank's loss reaches only its own shard's features (losses/distributed.py);
-                # scaled by the world size, the ranks' mean gradient is the global batch's, as in
-                # one process; divided by update_freq, the micro-batches' gradients add up to
+                # Each rank's loss is the global batch's; the gather scales its own shard's
+                # gradient by the world size (losses/distributed.py), so the ranks' mean gradient
+                # is the global batch's for the towers, the loss heads and logit_scale alike, as
+                # in one process; divided by update_freq, the micro-batches' gradients add up to
                 # their mean (training/accumulation.py). Averaged over ranks by hand, once per
                 # update, rather than by DistributedDataParallel, whose hooks expect one forward
                 # per step: CL2L's views and BYOLIP's targets run more.
-                precision.scaler.scale(total * ranks.world_size / cfg.update_freq).backward()
+                precision.scaler.scale(total / cfg.update_freq).backward()
                 update.add(total, terms, len(images), time.perf_counter() - started)
                 if update.micro_batches < cfg.update_freq:
                     continue
