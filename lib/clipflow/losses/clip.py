@@ -43,13 +43,13 @@ def hard_negative_margin_loss(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
     normalisation: Literal["negatives", "anchors"] = "negatives",
-    reference: Literal["batch_min", "own_positive"] = "batch_min",
+    reference: Literal["batch_min", "own_positive"] = "own_positive",
 ) -> torch.Tensor:
     """HNML as this project reads the HELIP paper (algorithms.md §2), on raw cosines.
 
-    The released HELIP code has no margin loss, so the paper's wording is taken literally:
-    every negative pair must score below the least similar positive pair of the batch,
-    hinge_ij = max(0, s_ij − min_k s_kk) for j ≠ i (``reference="batch_min"``).
+    The released HELIP code has no margin loss. The paper's wording, taken literally, asks every
+    negative pair to score below the least similar positive pair of the batch,
+    hinge_ij = max(0, s_ij − min_k s_kk) for j ≠ i (``reference="batch_min"``, selectable).
 
     ``normalisation="negatives"`` (default) averages the hinges over the B(B−1) negative pairs,
     so a batch of the same similarity distribution gives the same value at any B and
@@ -57,10 +57,12 @@ def hard_negative_margin_loss(
     (1/B)·Σ_i Σ_{j≠i}, which sums over each anchor's B−1 negatives and so grows about linearly
     with B (kept to reproduce runs made with it).
 
-    The batch minimum is itself an order statistic that falls as B grows, so with widely spread
-    positive similarities the term still rises with B. ``reference="own_positive"`` compares each
-    negative with its own row's positive, max(0, s_ij − s_ii): the usual margin form, whose
-    mean does not depend on B; it is this project's option, not the paper's.
+    The batch minimum is itself an order statistic that falls as B grows, so with spread
+    positive similarities the paper's term still rises with B (4x to 11x from batch 8 to 512)
+    and its weight would mean something else at every batch size. The default
+    ``reference="own_positive"`` therefore compares each negative with its own row's positive,
+    max(0, s_ij − s_ii): the usual margin form, whose mean does not depend on B. It is this
+    project's correction, not the paper's equation (docs/losses.md, "CLIP and HELIP").
     """
     if normalisation not in HNML_NORMALISATIONS:
         raise ValueError(
@@ -83,8 +85,9 @@ class HelipLoss(ClipLoss):
     """CLIP loss + γ·HNML (``margin_weight``), for batches built from HELIP's hard pairs (§2).
 
     ``margin_normalisation`` and ``margin_reference`` are passed to
-    :func:`hard_negative_margin_loss`; the defaults are the paper's batch-minimum reference
-    averaged over the negative pairs.
+    :func:`hard_negative_margin_loss`; the defaults compare each negative with its own row's
+    positive and average over the negative pairs, so the weight means the same at any batch size
+    (``margin_reference: batch_min`` is the paper's batch-minimum reading).
     """
 
     def __init__(
@@ -92,7 +95,7 @@ class HelipLoss(ClipLoss):
         margin_weight: float = 1.0,
         label_smoothing: float = 0.0,
         margin_normalisation: Literal["negatives", "anchors"] = "negatives",
-        margin_reference: Literal["batch_min", "own_positive"] = "batch_min",
+        margin_reference: Literal["batch_min", "own_positive"] = "own_positive",
     ) -> None:
         super().__init__(label_smoothing=label_smoothing)
         check_choice("margin_normalisation", margin_normalisation, HNML_NORMALISATIONS)
