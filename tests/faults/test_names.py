@@ -1,4 +1,4 @@
-"""Item 7: a name that would put outputs outside ``results/<experiment>/`` is refused in one line."""
+"""Item 7: a name that would put outputs outside ``results/<experiment>/`` fails in one line."""
 
 import copy
 

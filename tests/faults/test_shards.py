@@ -84,7 +84,7 @@ def test_missing_member_names_the_key(shard):
     assert images[shard.name, KEYS[4]].size == (8, 8)
     with pytest.raises(ShardError) as error:
         images[shard.name, "000000099"]
-    assert str(error.value) == f"{shard}: no image for key 000000099"
+    assert str(error.value) == f"{shard}: no image for key '000000099'"
 
 
 def test_workflow_script_prints_one_line_not_a_traceback(shard, tmp_path):

@@ -29,6 +29,13 @@ class ShardError(InputError):
     """A shard that cannot be read (truncated, not a tar) or lacks a sample; names the shard."""
 
 
+class MissingSample(ShardError, KeyError):
+    """A key that the shard has no image for (a ``KeyError`` too, as a lookup by key)."""
+
+    def __str__(self) -> str:  # a KeyError would print its message quoted
+        return str(self.args[0])
+
+
 def shard_members(tar_path: str | Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     """The members of one webdataset tar, with the open archive to read them from.
 
@@ -69,7 +76,7 @@ class ShardImages:
         try:
             offset, size = self._offsets[(shard, key)]
         except KeyError:
-            raise ShardError(f"{self.shards_dir / shard}: no image for key {key}") from None
+            raise MissingSample(f"{self.shards_dir / shard}: no image for key {key!r}") from None
         # One descriptor per shard, read with pread: no open() per sample, and no shared file
         # position, so DataLoader workers forked with the descriptors cannot disturb each other.
         if shard not in self._descriptors:

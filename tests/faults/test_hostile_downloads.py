@@ -1,0 +1,124 @@
+"""Items 5 and 6: over HTTP, a decompression bomb is refused and counted without being decoded,
+and a server that trickles bytes cannot stall a url past the configured timeout."""
+
+import http.server
+import io
+import struct
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+
+import pytest
+from PIL import Image
+
+from clipflow.data.deadline_download import OVERSIZED_IMAGE, download_image_within_deadline
+from clipflow.data.download import DownloadOptions, download_stats, run_img2dataset, write_url_list
+
+TRICKLE_BYTES = 60  # the trickling handler stops by itself after this many seconds
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def decompression_bomb(side: int = 14_000) -> bytes:
+    """A valid all-black RGB PNG of side x side pixels (196 M at 14 000: over PIL's bomb limit
+    of 179 M; 590 MB decoded) that is a few hundred kB on the wire."""
+    # a full flush makes each row's deflate output independent of the rows before it, so one
+    # compressed row repeats; the stream then ends with an empty final block and its checksum
+    compressor, row = zlib.compressobj(9), bytes(1 + 3 * side)
+    first = compressor.compress(row) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(row) + compressor.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(side):
+        checksum = zlib.adler32(row, checksum)
+    data = first + again * (side - 1) + b"\x03\x00" + struct.pack(">I", checksum)
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _small_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class HostileHandler(http.server.BaseHTTPRequestHandler):
+    payloads: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/trickle.png":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(TRICKLE_BYTES):  # one byte a second, never the whole body
+                try:
+                    self.wfile.write(b"\x89")
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                time.sleep(1.0)
+            return
+        body = self.payloads[self.path]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def hostile_server():
+    HostileHandler.payloads = {"/bomb.png": decompression_bomb(), "/good.png": _small_png()}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with hostile_server() as base_url:
+        yield base_url
+
+
+def test_trickling_server_is_cut_off_at_the_timeout(server):
+    started = time.monotonic()
+    key, stream, error = download_image_within_deadline((0, f"{server}/trickle.png"), 2, None, None)
+    elapsed = time.monotonic() - started
+    assert stream is None and error == "download took longer than the 2 s timeout"
+    assert 1.9 < elapsed < 3.5  # without the deadline: TRICKLE_BYTES seconds
+
+
+def test_decompression_bomb_is_refused_from_its_header(server):
+    key, stream, error = download_image_within_deadline((3, f"{server}/bomb.png"), 5, None, None)
+    assert (key, stream, error) == (3, None, OVERSIZED_IMAGE)
+    key, stream, error = download_image_within_deadline((4, f"{server}/good.png"), 5, None, None)
+    assert error is None and Image.open(stream).size == (32, 32)
+
+
+@pytest.mark.slow
+def test_img2dataset_counts_both_and_keeps_the_good_image(server, tmp_path):
+    urls = [f"{server}/{name}.png" for name in ("good", "bomb", "trickle")]
+    write_url_list(["a good one", "a bomb", "a trickle"], urls, [2, 3, 4], tmp_path / "urls.tsv")
+    started = time.monotonic()
+    run_img2dataset(tmp_path / "urls.tsv", tmp_path / "shards", DownloadOptions(timeout=2))
+    elapsed = time.monotonic() - started
+    stats = download_stats(tmp_path / "shards")
+    assert (stats["count"], stats["successes"], stats["failed"]) == (3, 1, 2)
+    reasons = {failure["source_row"]: failure["error"] for failure in stats["failures"]}
+    assert reasons == {3: OVERSIZED_IMAGE, 4: "download took longer than the 2 s timeout"}
+    assert elapsed < TRICKLE_BYTES - 10  # img2dataset's start-up included
