@@ -4,16 +4,15 @@ and a server that trickles bytes cannot stall a url past the configured timeout.
 import http.server
 import io
 import struct
-import threading
 import time
 import zlib
-from contextlib import contextmanager
 
 import pytest
 from PIL import Image
 
 from clipflow.data.deadline_download import OVERSIZED_IMAGE, download_image_within_deadline
 from clipflow.data.download import DownloadOptions, download_stats, run_img2dataset, write_url_list
+from clipflow.data.serve import serve
 
 TRICKLE_BYTES = 60  # the trickling handler stops by itself after this many seconds
 
@@ -75,23 +74,10 @@ class HostileHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def hostile_server():
-    HostileHandler.payloads = {"/bomb.png": decompression_bomb(), "/good.png": _small_png()}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def server():
-    with hostile_server() as base_url:
+    HostileHandler.payloads = {"/bomb.png": decompression_bomb(), "/good.png": _small_png()}
+    with serve(HostileHandler) as base_url:  # 127.0.0.1 only
         yield base_url
 
 
