@@ -35,8 +35,10 @@ OVERSIZED_IMAGE = "unreadable image (DecompressionBombError)"
 
 
 class _DeadlineConnections:
-    """The sockets of one url's download (redirects included), shut down when its deadline
-    passes: a blocked read then returns at once, however slowly the server trickles bytes."""
+    """The connections of one url's download (redirects included), shut down when its deadline
+    passes: a blocked read (or TLS handshake) then returns at once, however slowly the server
+    trickles bytes. Each socket is watched through a duplicate of its descriptor, made as soon
+    as it connects, since wrapping it in TLS detaches the original socket object."""
 
     def __init__(self) -> None:
         self._sockets: list[socket.socket] = []
@@ -45,9 +47,9 @@ class _DeadlineConnections:
 
     def add(self, sock: socket.socket) -> None:
         with self._lock:
-            self._sockets.append(sock)
+            self._sockets.append(sock.dup())
             if self.expired:
-                _shut(sock)
+                _shut(self._sockets[-1])
 
     def expire(self) -> None:
         with self._lock:
@@ -55,22 +57,31 @@ class _DeadlineConnections:
             for sock in self._sockets:
                 _shut(sock)
 
+    def close(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
 
 def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
+    with contextlib.suppress(OSError):  # the connection is already gone
         sock.shutdown(socket.SHUT_RDWR)
 
 
 class _WatchedConnection:
-    """Mixed into an ``http.client`` connection: hands its socket to ``watch`` once connected."""
+    """Mixed into an ``http.client`` connection: its socket is watched from the moment it
+    connects (http.client creates it through ``_create_connection``)."""
 
     def __init__(self, *args: Any, watch: _DeadlineConnections, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._watch = watch
+        create = self._create_connection
 
-    def connect(self) -> None:
-        super().connect()
-        self._watch.add(self.sock)
+        def create_watched(*create_args: Any, **create_kwargs: Any) -> socket.socket:
+            sock = create(*create_args, **create_kwargs)
+            watch.add(sock)
+            return sock
+
+        self._create_connection = create_watched
 
 
 class _WatchedHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
@@ -133,6 +144,7 @@ def download_image_within_deadline(
         return key, None, _deadline_message(timeout) if watch.expired else str(error)
     finally:
         deadline.cancel()
+        watch.close()
     if watch.expired:  # a server that sends no length ends the body when its socket is shut
         return key, None, _deadline_message(timeout)
     try:
