@@ -21,4 +21,5 @@ rule all:
     # negatives and hard pairs come in through the runs that train on them (CE-CLIP, HELIP)
     input:
         rules.download.output.stats,
+        training_targets(),
         rules.report.output,

@@ -4,6 +4,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import LockException
 from snakemake.utils import validate
 
 from clipflow.config import (
@@ -316,3 +317,40 @@ def paper_table_argument():
     if PAPER_TABLE is None:
         return ""
     return f"--paper-table {shlex.quote(json.dumps(PAPER_TABLE, sort_keys=True))}"
+
+
+# --- fault handling (issue 15) ---
+
+
+def training_targets():
+    """Every enabled run's `train` outputs (weights and logs): targets of `all` in their own
+    right, so a forced retrain that failed (snakemake deletes a failed job's outputs) is
+    retried, rather than skipped because the evaluations and report of the old model exist.
+    Called in the Snakefile, once rules/train.smk has defined the rule."""
+    return expand(list(rules.train.output), run_name=RUNS)
+
+
+def refuse_a_second_process():
+    """A second snakemake process on this experiment stops with snakemake's lock message.
+
+    Snakemake checks for incomplete outputs while it builds the DAG, before it takes its lock,
+    so the second process would instead see the first one's running jobs as incomplete and
+    advise `--rerun-incomplete`, which would rerun them under the running process. The check
+    runs where the DAG is built, in the main process only (job processes that a cluster
+    executor starts re-read this file while the main process holds the lock); dry runs and
+    `--nolock` keep snakemake's own behaviour.
+    """
+    build_dag = workflow._build_dag
+
+    def build_dag_if_unlocked():
+        main_process = not (workflow.remote_exec or workflow.subprocess_exec)
+        if main_process and workflow.execution_settings.lock and not workflow.dryrun:
+            locked = (key for _, key in workflow.persistence._read_locks())
+            if any(key.startswith(f"{RESULTS}/") for key in locked):
+                raise LockException()
+        build_dag()
+
+    workflow._build_dag = build_dag_if_unlocked
+
+
+refuse_a_second_process()

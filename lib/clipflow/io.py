@@ -16,10 +16,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from clipflow.errors import DiskFullError, is_disk_full
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success it replaces ``path`` in one step."""
+    """Yield a temp path beside ``path``; on success it replaces ``path`` in one step. A full
+    disk raises :class:`DiskFullError` naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
@@ -27,6 +30,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFullError(path) from error
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -113,7 +113,9 @@ def test_an_update_of_two_micro_batches_is_one_adamw_step_on_their_mean_gradient
     expected = {}
     for param in model.parameters():
         expected.setdefault(param.shape, []).append((1 - BETAS[0]) * param.grad)
-    moments = _first_moments(load_checkpoint(outputs.model_final.parent / "checkpoints/latest.pt"))
+    moments = _first_moments(
+        load_checkpoint(outputs.model_final.parent / "checkpoints/finished.pt")
+    )
     assert len(moments) == sum(len(v) for v in expected.values())
     for moment in moments:
         assert any(
@@ -176,7 +178,7 @@ def test_gradient_checkpointing_gives_the_same_step(
     for name, tensor in expected.items():
         torch.testing.assert_close(actual[name], tensor, atol=1e-6, rtol=0, msg=name)
     gradients = [
-        _first_moments(load_checkpoint(run.model_final.parent / "checkpoints/latest.pt"))
+        _first_moments(load_checkpoint(run.model_final.parent / "checkpoints/finished.pt"))
         for run in (plain, checkpointed)
     ]
     for plain_moment, checkpointed_moment in zip(*gradients, strict=True):
@@ -286,6 +288,6 @@ def test_amp_keeps_its_loss_scale_across_a_resume(metadata, tiny_download, tmp_p
 
     monkeypatch.setattr(loop, "build_extras", build_extras)
     _run(cfg, pairs, shards, tmp_path)
-    assert load_checkpoint(latest)["scaler"]["scale"] == 2.0**5
+    assert load_checkpoint(latest.with_name("finished.pt"))["scaler"]["scale"] == 2.0**5
     log = pd.read_csv(_outputs(tmp_path).log_csv)
     assert len(log) == 3 and torch.isfinite(torch.tensor(log["loss"].to_numpy())).all()

@@ -136,15 +136,18 @@ def test_changed_settings_start_over(metadata, tiny_download, tmp_path, caplog):
     checkpoints = tmp_path / "ckpt"
     train(cfg, metadata, tiny_download["shards"], checkpoints, _outputs(tmp_path))
     first = pd.read_csv(tmp_path / "log.csv")
+    # as if stopped after its last epoch, before the final weights (which retire the state)
+    (checkpoints / "finished.pt").replace(checkpoints / "latest.pt")
     cfg.lr = 5e-4
     train(cfg, metadata, tiny_download["shards"], checkpoints, _outputs(tmp_path))
     assert (checkpoints / "latest.pt.stale").exists()
-    assert "['lr']" in caplog.text
+    assert "differs in lr:" in caplog.text
     second = pd.read_csv(tmp_path / "log.csv")
     assert len(second) == len(first) and second["lr"].max() < first["lr"].max()
-    assert torch.load(checkpoints / "latest.pt", weights_only=True)["config"]["lr"] == 5e-4
+    assert torch.load(checkpoints / "finished.pt", weights_only=True)["config"]["lr"] == 5e-4
 
-    cfg.threads = 2  # how it runs, not what it computes: the finished run is reused
+    cfg.threads = 2  # how it runs, not what it computes: the stopped run is resumed
+    (checkpoints / "finished.pt").replace(checkpoints / "latest.pt")
     (checkpoints / "latest.pt.stale").unlink()
     train(cfg, metadata, tiny_download["shards"], checkpoints, _outputs(tmp_path))
     assert not (checkpoints / "latest.pt.stale").exists()

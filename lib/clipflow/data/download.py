@@ -12,9 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from clipflow.data.serve import serve_directory
+from clipflow.errors import first_line
 from clipflow.io import read_parquet, write_with
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import
+
 log = logging.getLogger(__name__)
 
 
@@ -45,18 +47,23 @@ def write_url_list(
 def run_img2dataset(
     url_list: str | Path, output_folder: str | Path, options: DownloadOptions
 ) -> None:
-    from img2dataset import download
+    """img2dataset's ``download``, each url's download bounded in time and in pixels
+    (:mod:`clipflow.data.deadline_download`)."""
+    import img2dataset
 
-    download(
-        url_list=str(url_list),
-        output_folder=str(output_folder),
-        input_format="tsv",
-        url_col="url",
-        caption_col="caption",
-        save_additional_columns=["source_row"],
-        enable_wandb=False,
-        **asdict(options),
-    )
+    from clipflow.data.deadline_download import deadline_downloader
+
+    with deadline_downloader():
+        img2dataset.download(
+            url_list=str(url_list),
+            output_folder=str(output_folder),
+            input_format="tsv",
+            url_col="url",
+            caption_col="caption",
+            save_additional_columns=["source_row"],
+            enable_wandb=False,
+            **asdict(options),
+        )
 
 
 def download_served_folder(
@@ -91,7 +98,8 @@ def download_stats(output_folder: str | Path) -> dict:
         ignore_index=True,
     )
     failed = rows[rows["status"] != "success"]
-    reasons = Counter(str(e) for e in failed["error_message"])
+    # one line each (a decoder's error can run to several): bad_rows.csv keeps a row per line
+    reasons = Counter(first_line(e) for e in failed["error_message"])
     return {
         "count": int(len(rows)),
         "successes": int((rows["status"] == "success").sum()),
@@ -104,7 +112,7 @@ def download_stats(output_folder: str | Path) -> dict:
                 "source_row": None if pd.isna(r.source_row) else int(r.source_row),
                 "url": r.url,
                 "caption": r.caption,
-                "error": str(r.error_message),
+                "error": first_line(r.error_message),
             }
             for r in failed.itertuples()
         ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,14 +16,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_directory(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``directory`` on ``host`` (loopback only) and yield the base URL; stop on exit.
-
-    ``port=0`` takes a free port, so concurrent jobs on one node never collide.
-    """
+def serve(
+    handler: Callable[..., http.server.BaseHTTPRequestHandler],
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Iterator[str]:
+    """Answer requests with ``handler`` on ``host`` (loopback only) and yield the base URL;
+    stop on exit. ``port=0`` takes a free port, so concurrent jobs on one node never collide."""
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         raise ValueError(f"refusing to serve on non-loopback host {host!r}")
-    handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -33,3 +34,10 @@ def serve_directory(directory: str | Path, host: str = "127.0.0.1", port: int = 
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def serve_directory(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve the files of ``directory`` (see :func:`serve`) and yield the base URL."""
+    with serve(functools.partial(_QuietHandler, directory=str(directory)), host, port) as url:
+        yield url

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +21,40 @@ from PIL import Image
 
 from clipflow.data.text_augment import EDA
 from clipflow.data.view_augment import rocket_transforms
+from clipflow.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+class ShardError(InputError):
+    """A shard that cannot be read (truncated, not a tar) or lacks a sample; names the shard."""
+
+
+class MissingSample(ShardError, KeyError):
+    """A key that the shard has no image for (a ``KeyError`` too, as a lookup by key)."""
+
+    def __str__(self) -> str:  # a KeyError would print its message quoted
+        return str(self.args[0])
+
+
+def shard_members(tar_path: str | Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """The members of one webdataset tar, with the open archive to read them from.
+
+    A truncated shard fails with a :class:`ShardError` naming it, whether the cut falls inside
+    a member (tarfile's "unexpected end of data") or between members (tarfile then just stops:
+    the end-of-archive blocks that every complete tar ends with are what is missing).
+    """
+    size = os.path.getsize(tar_path)
+    try:
+        with tarfile.open(tar_path) as tar:
+            for member in tar:
+                if member.offset_data + member.size > size:
+                    raise tarfile.ReadError(f"member {member.name} runs past the end of the file")
+                yield tar, member
+            if tar.offset + 2 * tarfile.BLOCKSIZE > size:
+                raise tarfile.ReadError("no end-of-archive marker")
+    except (tarfile.TarError, EOFError) as error:
+        raise ShardError(f"{tar_path}: truncated or unreadable shard ({error})") from None
 
 
 class ShardImages:
@@ -32,13 +64,12 @@ class ShardImages:
         self.shards_dir = Path(shards_dir)
         self._offsets: dict[tuple[str, str], tuple[int, int]] = {}
         for shard in sorted(set(shards)):
-            with tarfile.open(self.shards_dir / shard) as tar:
-                for member in tar:
-                    stem, suffix = (
-                        member.name.rsplit(".", 1) if "." in member.name else (member.name, "")
-                    )
-                    if f".{suffix.lower()}" in IMAGE_SUFFIXES:
-                        self._offsets[(shard, stem)] = (member.offset_data, member.size)
+            for _, member in shard_members(self.shards_dir / shard):
+                stem, suffix = (
+                    member.name.rsplit(".", 1) if "." in member.name else (member.name, "")
+                )
+                if f".{suffix.lower()}" in IMAGE_SUFFIXES:
+                    self._offsets[(shard, stem)] = (member.offset_data, member.size)
 
         self._descriptors: dict[str, int] = {}
 
@@ -46,7 +77,7 @@ class ShardImages:
         try:
             offset, size = self._offsets[(shard, key)]
         except KeyError:
-            raise KeyError(f"{self.shards_dir / shard}: no image for key {key!r}") from None
+            raise MissingSample(f"{self.shards_dir / shard}: no image for key {key!r}") from None
         # One descriptor per shard, read with pread: no open() per sample, and no shared file
         # position, so DataLoader workers forked with the descriptors cannot disturb each other.
         if shard not in self._descriptors:

@@ -56,6 +56,7 @@ import os
 import pickle
 import re
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,43 +332,90 @@ def read_cc12m_tsv(path: Path, images_root: Path) -> Iterator[Item]:
     return _two_column_tsv(path, ("url", "caption"))
 
 
+class _ReplayableLines:
+    """The lines of a file for ``csv.reader``, numbered, decoded as UTF-8 with undecodable bytes
+    kept as surrogates (so one bad row does not stop the file). After a record that is not
+    valid csv, :meth:`reject_record` hands the record's lines but its first out again: a quote
+    that is never closed then loses its own row only, not the rows it swallowed."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._replay: deque[str] = deque()
+        self._record: list[str] = []
+        self.next_number = 1  # the line number of the next line handed out
+        self.record_start = 1
+
+    def __iter__(self) -> _ReplayableLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._replay.popleft() if self._replay else next(self._handle)
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "surrogateescape")
+        self._record.append(line)
+        self.next_number += 1
+        return line
+
+    def start_record(self) -> None:
+        self._record, self.record_start = [], self.next_number
+
+    def reject_record(self) -> None:
+        self._replay.extendleft(reversed(self._record[1:]))
+        self.next_number = self.record_start + 1
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # the surrogates that stand for non-UTF-8 bytes
+
+
 def _csv_records(
     path: Path, delimiter: str, required: Callable[[list[str]], str | None]
 ) -> Iterator[tuple[int, dict[str, str] | BadRow]]:
     """Records of a delimited file with a header, as pandas (SimCLIP, open_clip's csv) reads it:
     ``"`` quoting, a short row's missing values None, a long row an error (a bad row here).
     ``required(header)`` names what the header lacks, if anything. Rows are numbered by the
-    line they start on (the header is line 1)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+    line they start on (the header is line 1). A row that is not UTF-8, or not valid csv (a
+    quote never closed, text after a closing quote), is a bad row; reading goes on with the
+    next line."""
+    with open(path, "rb") as handle:
+        lines = _ReplayableLines(handle)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
-            if header is None:
-                raise SourceFormatError(path, "header", "the file is empty")
-            missing = required(header)
-            if missing:
-                raise SourceFormatError(path, "header", f"{missing}; got {header}")
-            start = reader.line_num + 1
-            for fields in reader:
-                row, start = start, reader.line_num + 1
-                if not any(f.strip() for f in fields):
-                    continue  # a blank line holds no pair
-                if len(fields) > len(header):
-                    detail = (
-                        f"expected {len(header)} fields ({', '.join(header)}), got {len(fields)}"
-                    )
-                    yield row, BadRow(row, "line", "malformed line", detail)
-                    continue
-                # a short row lacks its last values, as pandas reads it (NaN there)
-                yield (
-                    row,
-                    dict(zip(header, fields + [None] * (len(header) - len(fields)), strict=True)),
-                )
-        except UnicodeDecodeError as error:
-            where = f"line {reader.line_num + 1}"
-            raise SourceFormatError(path, where, f"not UTF-8 ({error})") from None
         except csv.Error as error:
-            raise SourceFormatError(path, f"line {reader.line_num}", str(error)) from None
+            raise SourceFormatError(path, "header", str(error)) from None
+        if header is None:
+            raise SourceFormatError(path, "header", "the file is empty")
+        if _UNDECODABLE.search("".join(header)):
+            raise SourceFormatError(path, "header", "not UTF-8")
+        missing = required(header)
+        if missing:
+            raise SourceFormatError(path, "header", f"{missing}; got {header}")
+        while True:
+            lines.start_record()
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                row = lines.record_start
+                lines.reject_record()
+                yield row, BadRow(row, "line", "malformed line", f"not valid csv ({error})")
+                continue
+            row = lines.record_start
+            if not any(f.strip() for f in fields):
+                continue  # a blank line holds no pair
+            if _UNDECODABLE.search("".join(fields)):
+                yield row, BadRow(row, "line", "malformed line", "not UTF-8")
+                continue
+            if len(fields) > len(header):
+                detail = f"expected {len(header)} fields ({', '.join(header)}), got {len(fields)}"
+                yield row, BadRow(row, "line", "malformed line", detail)
+                continue
+            # a short row lacks its last values, as pandas reads it (NaN there)
+            yield (
+                row,
+                dict(zip(header, fields + [None] * (len(header) - len(fields)), strict=True)),
+            )
 
 
 @register("helip_csv", local=True)

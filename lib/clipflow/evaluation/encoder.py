@@ -78,9 +78,9 @@ class Encoder:
     model is moved to ``device`` and put in eval mode.
     ``amp`` turns on autocast (what CLIP_benchmark does by default; off here so CPU results
     are full precision). With ``cache_dir``, each embedding matrix is stored as ``.npy`` under
-    a key hashing the model weights, the transform, ``amp`` and the inputs, so re-running a
-    benchmark on the same checkpoint skips the forward passes and a changed checkpoint never
-    reads stale embeddings.
+    a key hashing the model weights, the transform, ``amp`` and the inputs (image files by path
+    and content), so re-running a benchmark on the same checkpoint skips the forward passes and
+    a changed checkpoint or image never reads stale embeddings.
     """
 
     def __init__(
@@ -112,9 +112,12 @@ class Encoder:
     ) -> torch.Tensor:
         """Embed the image files at ``paths``, each cropped to its box when ``boxes`` is given
         (the crop happens before the eval transform, as ARO's loaders do)."""
-        keys: list[Any] = [str(Path(path).resolve()) for path in paths]
-        if boxes is not None:
-            keys = [[key, list(box)] for key, box in zip(keys, boxes, strict=True)]
+        keys: list[Any] = []
+        if self.cache_dir is not None:
+            # by content, not path alone: images replaced in place must not reuse old embeddings
+            keys = [[str(Path(path).resolve()), _file_digest(path)] for path in paths]
+            if boxes is not None:
+                keys = [[key, list(box)] for key, box in zip(keys, boxes, strict=True)]
         return self._cached(
             "images", keys, lambda: self._run(_ImageFiles(paths, self.preprocess, boxes))
         )
@@ -172,6 +175,14 @@ class Encoder:
                 digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
             self._model_digest = digest.hexdigest()
         return self._model_digest
+
+
+def _file_digest(path: str | os.PathLike) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "blake2b").hexdigest()
+    except OSError as error:
+        raise BenchmarkDataError(path, "image", f"cannot be read ({error})") from None
 
 
 # (image, positive caption, negative caption): SugarCrepe, VALSE and VL-CheckList items

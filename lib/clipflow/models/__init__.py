@@ -18,7 +18,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
-from clipflow.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from clipflow.errors import first_line  # noqa: E402
+from clipflow.models.checkpoint import (  # noqa: E402
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -50,7 +55,14 @@ def create_model(
         raise FileNotFoundError(f"pretrained checkpoint not found: {pretrained}")
     if seed is not None:
         torch.manual_seed(seed)
-    model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        model_name, pretrained=str(pretrained) if pretrained else None, device=device
-    )
+    try:
+        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+            model_name, pretrained=str(pretrained) if pretrained else None, device=device
+        )
+    except Exception as error:  # unreadable bytes, a refused pickle, another architecture
+        if pretrained is None:
+            raise
+        raise CheckpointError(
+            f"cannot load checkpoint {pretrained} into {model_name}: {first_line(error)}"
+        ) from error
     return ClipBundle(model, preprocess_train, preprocess_val, open_clip.get_tokenizer(model_name))

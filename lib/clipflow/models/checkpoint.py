@@ -9,6 +9,12 @@ from typing import Any
 
 import torch
 
+from clipflow.errors import DiskFullError, InputError, is_disk_full
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be used: unreadable, unsafe, or of another architecture."""
+
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` with ``torch.save`` to a temp file beside ``path``, then ``os.replace`` it.
@@ -22,8 +28,10 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise DiskFullError(path) from error
         raise
     return path
 
@@ -36,4 +44,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for corrupt/unsafe files
-        raise ValueError(f"cannot load checkpoint {path}: {error}") from error
+        raise CheckpointError(f"cannot load checkpoint {path}: {_load_failure(error)}") from error
+
+
+def _load_failure(error: Exception) -> str:
+    """The line of torch's error that says what is wrong with the file (for a refused pickle,
+    the global it names; torch's first line is then advice about ``weights_only``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    refused = [line for line in lines if "GLOBAL" in line]
+    return (refused or lines or [type(error).__name__])[0]

@@ -4,18 +4,26 @@ Resume contract: everything a run needs to continue lives in ``checkpoint_dir/la
 optimizer, scheduler, amp's gradient scaler, loss state such as SogCLR's per-sample averages,
 position in the epoch, RNG state and the log so far). The workflow keeps ``checkpoint_dir``
 outside the rule's outputs, so a killed or failed job is rerun from there instead of from scratch;
-only the final model and the log are outputs. On SIGTERM or SIGUSR1 (``training/preemption.py``)
-the run checkpoints after the step in flight and raises ``TrainingPreempted``. A step is one
-optimizer update: with ``update_freq`` > 1 (gradient accumulation, ``training/accumulation.py``)
-no checkpoint falls between its micro-batches, and a stop signal waits for the update in flight.
+only the final model and the log are outputs. The state is only resumed by the same run on the
+same inputs: it records the settings and a fingerprint of the inputs (:func:`input_fingerprint`:
+pairs, shards, negatives, hard pairs), and a state that differs in either is set aside as
+``latest.pt.stale``. Once the final weights are written the state is retired to ``finished.pt``
+(kept for inspection, never resumed), so a forced rerun trains from scratch.
+
+On SIGTERM or SIGUSR1 (``training/preemption.py``) the run checkpoints after the step in flight
+and raises ``TrainingPreempted``. A step is one optimizer update: with ``update_freq`` > 1
+(gradient accumulation, ``training/accumulation.py``) no checkpoint falls between its
+micro-batches, and a stop signal waits for the update in flight.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import inspect
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -46,6 +54,7 @@ from clipflow.training.schedule import cosine_with_warmup
 log = logging.getLogger(__name__)
 MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (algorithms.md notation)
 LATEST = "latest.pt"
+FINISHED = "finished.pt"
 # Settings that change how a run executes, not what it computes: a resume may differ in them.
 # Gradient checkpointing recomputes the same activations, so it is one of them.
 EXECUTION_SETTINGS = (
@@ -114,13 +123,59 @@ def _agreed_signal(received: int | None, ranks: distributed.Distributed) -> int 
     return int(flag) or None
 
 
-def _resumable_state(
-    latest: Path, cfg: TrainConfig, device: torch.device, is_main: bool
-) -> dict | None:
-    """The checkpoint to resume from, if ``latest`` exists and was written by the same settings.
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
 
-    A checkpoint of other settings (the config changed, so the workflow reruns the job) is kept
-    beside it as ``latest.pt.stale`` and the run starts over.
+
+def _table_digest(table: pd.DataFrame) -> str:
+    values = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    return _digest(",".join(map(str, table.columns)).encode(), values.tobytes())
+
+
+def _file_digest(path: str | Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def input_fingerprint(
+    cfg: TrainConfig,
+    metadata: pd.DataFrame,
+    shards_dir: str | Path,
+    negatives: pd.DataFrame | None,
+) -> dict[str, str]:
+    """Digests of what a run trains on, by input: the pairs table, its shards (name, size and
+    modification time: a re-download rewrites them), the negatives and the hard-pair file's
+    bytes. The settings are compared separately (``config``)."""
+    shards = sorted(set(metadata["shard"]))
+    stats = [(name, os.stat(Path(shards_dir) / name)) for name in shards]
+    fingerprint = {
+        "pairs": _table_digest(metadata),
+        "shards": _digest(
+            *(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode() for name, st in stats)
+        ),
+        "negatives": "none" if negatives is None else _table_digest(negatives),
+    }
+    hard_pairs = cfg.sampler_params.get("hard_pairs")
+    fingerprint["hard_pairs"] = "none" if hard_pairs is None else _file_digest(hard_pairs)
+    return fingerprint
+
+
+def _resumable_state(
+    latest: Path,
+    cfg: TrainConfig,
+    inputs: dict[str, str],
+    device: torch.device,
+    is_main: bool,
+) -> dict | None:
+    """The checkpoint to resume from, if ``latest`` exists and was written by the same settings
+    on the same inputs (``inputs``, :func:`input_fingerprint`).
+
+    Any other checkpoint (the config or an input changed, so the workflow reruns the job; or one
+    from before inputs were fingerprinted) is kept beside it as ``latest.pt.stale`` and the run
+    starts over.
     """
     if not latest.exists():
         return None
@@ -129,13 +184,15 @@ def _resumable_state(
     saved = {**_settings(TrainConfig()), **state.get("config", {})}
     saved = {k: v for k, v in saved.items() if k not in EXECUTION_SETTINGS}
     current = {k: v for k, v in _settings(cfg).items() if k not in EXECUTION_SETTINGS}
-    if saved == current:
-        return state
+    saved_inputs = state.get("inputs", {})
     changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    changed += sorted(f"input {k}" for k in inputs if saved_inputs.get(k) != inputs[k])
+    if not changed:
+        return state
     stale = latest.with_name(latest.name + ".stale")
     if is_main:
         latest.replace(stale)
-    log.warning("%s has other settings (%s): moved to %s, starting over", latest, changed, stale)
+    log.warning("%s differs in %s: moved to %s, starting over", latest, ", ".join(changed), stale)
     return None
 
 
@@ -247,7 +304,8 @@ def _train(
 
     epoch, step_in_epoch, rows, resumed_batches = 0, 0, [], None
     latest = checkpoint_dir / LATEST
-    state = _resumable_state(latest, cfg, device, ranks.is_main)
+    inputs = input_fingerprint(cfg, metadata, shards_dir, negatives)
+    state = _resumable_state(latest, cfg, inputs, device, ranks.is_main)
     if state is not None:
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
@@ -304,6 +362,7 @@ def _train(
                 "ranks": per_rank,
                 "log": rows,
                 "config": _settings(cfg),
+                "inputs": inputs,
             },
             latest,
         )
@@ -400,4 +459,5 @@ def _train(
     if ranks.is_main:
         save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
         _write_logs(rows, outputs)
+        latest.replace(checkpoint_dir / FINISHED)  # a rerun of a finished run starts over
     return {"steps": len(rows), "final_loss": rows[-1]["loss"] if rows else None}
