@@ -73,7 +73,7 @@ def test_dry_run_lists_every_stage(workflow_run):
 STAGE_ONE = ["clip", "cl2l", "siamlip", "byolip", "barlip", "swalip"]
 STAGE_ONE += ["sogclr", "isogclr", "infosogclr", "hybridsogclr"]
 STAGE_TWO = ["clip_continued", "helip", "ce_clip", "simclip"]
-SEEDS = [0, 1]
+SEEDS = [0]  # train.seeds: 1 (config/experiments/claims.yaml has three)
 
 
 def test_tables_and_plots_are_written(workflow_run):

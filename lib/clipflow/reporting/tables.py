@@ -107,14 +107,17 @@ def spreads_of(summary: pd.DataFrame) -> pd.DataFrame:
 
 def write_replicate_tables(summary: pd.DataFrame, tables_dir: str | os.PathLike) -> list[Path]:
     """``summary.csv`` (fractions: means, ``<column> std`` and ``n``), ``summary.md`` and
-    ``summary.tex`` (percent, ``mean ± std`` per cell and an ``n`` column)."""
+    ``summary.tex`` (percent, ``mean ± std`` per cell, the mean alone for one seed, and an ``n``
+    column)."""
     tables_dir = Path(tables_dir)
     means, spreads = means_of(summary), spreads_of(summary)
     cells = summary[KEYS + ["n"]].copy()
     for column in [c for c in means.columns if c not in KEYS]:
         cells[column] = [
-            "" if pd.isna(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}"
-            for mean, std in zip(means[column], spreads[column].fillna(0), strict=True)
+            ""
+            if pd.isna(mean)
+            else f"{100 * mean:.2f}" + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
+            for mean, std in zip(means[column], spreads[column], strict=True)
         ]
     note = (
         "Metrics in percent, mean ± standard deviation over n seeds; final-init rows are "
