@@ -76,8 +76,8 @@ def run_instance(run, seed):
 def parse_instance(instance):
     """(run, seed) of an instance id (or of a `mining/seed<k>` directory); seed None when runs
     are not replicated."""
-    run, _, replicate = instance.partition("/seed")
-    return run, (int(replicate) if replicate else None)
+    run, _, replicate = instance.partition("/")
+    return run, (int(replicate.removeprefix("seed")) if replicate else None)
 
 
 RUNS = [run_instance(run, seed) for run in ENABLED_RUNS for seed in SEEDS]
