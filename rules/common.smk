@@ -13,6 +13,7 @@ from clipflow.config import (
     experiment_config,
     scale_down,
 )
+from clipflow.reporting.claims import check_claims, replicate_seeds
 
 # A command-line config file that sets `experiment` (config/experiments/) is the whole
 # experiment, not an extension of config/config.yaml; `scale: tiny` shrinks it to CPU minutes.
@@ -58,9 +59,29 @@ os.environ["PATH"] = os.pathsep.join(
 )
 
 
-RUNS = [
+ENABLED_RUNS = [
     name for name, settings in config["runs"].items() if settings.get("enabled", True)
 ]
+check_claims(config)
+# `train.seeds` replicates every run: a list of seeds, or a count (seeds 0..n-1). Each replicate
+# is a run instance `<run>/seed<k>` (its checkpoints, logs and results under that path); without
+# `seeds`, an instance is the run itself, trained with its `seed`.
+SEEDS = replicate_seeds(config["train"].get("seeds"))
+
+
+def run_instance(run, seed):
+    """The instance id (path component) of `run`'s replicate with `seed` (None: unreplicated)."""
+    return run if seed is None else f"{run}/seed{seed}"
+
+
+def parse_instance(instance):
+    """(run, seed) of an instance id (or of a `mining/seed<k>` directory); seed None when runs
+    are not replicated."""
+    run, _, replicate = instance.partition("/")
+    return run, (int(replicate.removeprefix("seed")) if replicate else None)
+
+
+RUNS = [run_instance(run, seed) for run in ENABLED_RUNS for seed in SEEDS]
 
 
 def script(name):
@@ -68,12 +89,34 @@ def script(name):
     return os.path.relpath(Path(workflow.basedir) / "workflow_scripts" / name)
 
 
-def run_settings(run):
-    """The run's training settings: `train` defaults overridden by `runs.<run>`."""
+def run_settings(instance):
+    """The run instance's training settings: `train` defaults overridden by `runs.<run>`, its
+    replicate's seed, and a `pretrained: {run: <name>}` resolved to the final weights of that
+    run's instance with the same seed."""
+    run, seed = parse_instance(instance)
     settings = {**config["train"], **config["runs"][run]}
-    for workflow_only in ("enabled", "published_as"):
+    for workflow_only in ("enabled", "published_as", "seeds"):
         settings.pop(workflow_only, None)
+    if seed is not None:
+        settings["seed"] = seed
+    if isinstance(settings.get("pretrained"), dict):
+        settings["pretrained"] = starting_weights(instance)
     return settings
+
+
+def starting_weights(instance):
+    """The final checkpoint of the run that the instance's `pretrained: {run: <name>}` names
+    (same seed), or None when it starts from no run of the experiment."""
+    run, seed = parse_instance(instance)
+    pretrained = {**config["train"], **config["runs"][run]}.get("pretrained")
+    if not isinstance(pretrained, dict):
+        return None
+    if pretrained["run"] not in ENABLED_RUNS or pretrained["run"] == run:
+        raise ValueError(
+            f"config key runs.{run}.pretrained.run: {pretrained['run']!r} is not another "
+            "enabled run"
+        )
+    return f"{RESULTS}/runs/{run_instance(pretrained['run'], seed)}/model_final.pt"
 
 
 def run_config_json(wildcards):
@@ -91,8 +134,11 @@ def train_inputs(wildcards):
         inputs["negatives"] = f"{RESULTS}/negatives/negatives.parquet"
     if settings.get("sampler") == "hard_pairs":
         inputs["hard_pairs"] = (
-            f"{RESULTS}/mining/{config['mining']['dataset_name']}_hard_sample.csv"
+            f"{RESULTS}/{mining_dir(wildcards.run_name)}/"
+            f"{config['mining']['dataset_name']}_hard_sample.csv"
         )
+    if starting_weights(wildcards.run_name) is not None:
+        inputs["pretrained"] = starting_weights(wildcards.run_name)
     return inputs
 
 
@@ -231,23 +277,37 @@ def benchmark_options(wildcards):
     )
 
 
-def mining_encoder():
-    """(model name, checkpoint path) of the frozen encoder that embeds the pairs for mining."""
+# Hard pairs are mined once per seed, with that replicate's encoder run, so a HELIP replicate
+# mines with the checkpoint it fine-tunes.
+MINING_DIRS = ["mining" if seed is None else f"mining/seed{seed}" for seed in SEEDS]
+
+
+def mining_dir(instance):
+    """The mining directory (under RESULTS) of a run instance's seed."""
+    seed = parse_instance(instance)[1]
+    return "mining" if seed is None else f"mining/seed{seed}"
+
+
+def mining_encoder(directory):
+    """(model name, checkpoint path) of the frozen encoder that embeds the pairs for mining
+    into `directory` (one of MINING_DIRS)."""
     encoder = config["mining"]["encoder"]
     if "run" in encoder:
-        if encoder["run"] not in RUNS:
+        if encoder["run"] not in ENABLED_RUNS:
             raise ValueError(
                 f"mining.encoder.run: {encoder['run']!r} is not an enabled run"
             )
+        instance = run_instance(encoder["run"], parse_instance(directory)[1])
         return (
-            run_settings(encoder["run"])["model"],
-            f"{RESULTS}/runs/{encoder['run']}/model_final.pt",
+            run_settings(instance)["model"],
+            f"{RESULTS}/runs/{instance}/model_final.pt",
         )
     return encoder["model"], encoder["checkpoint"]
 
 
 def shared_initial_weights():
-    """Run -> the first run that starts from the same weights (same model, pretrained, seed).
+    """Run instance -> the first one that starts from the same weights (same model, pretrained,
+    seed).
 
     The trainer's starting point depends on nothing else, so the `init` checkpoint is evaluated
     once per distinct start, and the report compares every run with its start's results.
@@ -281,12 +341,24 @@ def evaluation_results():
 
 
 def shared_init_arguments():
+    """`--shared-init RUN=START` pairs; replicates of a run share the same pair (their starts
+    differ only by seed), so runs are named without it."""
     pairs = [
         f"{run}={start}"
-        for run, start in shared_initial_weights().items()
+        for run, start in dict.fromkeys(
+            (parse_instance(run)[0], parse_instance(start)[0])
+            for run, start in shared_initial_weights().items()
+        )
         if run != start
     ]
     return "--shared-init " + " ".join(pairs) if pairs else ""
+
+
+def claims_argument():
+    """The report's `--claims` (the config's `claims` as JSON), when the config has any."""
+    if not config["claims"]:
+        return ""
+    return f"--claims {shlex.quote(json.dumps(config['claims'], sort_keys=True))}"
 
 
 def published_arguments():
@@ -298,7 +370,7 @@ def published_arguments():
     ]
     reproduces = [
         f"{run}={config['runs'][run]['published_as']}"
-        for run in RUNS
+        for run in ENABLED_RUNS
         if "published_as" in config["runs"][run]
     ]
     return " ".join(

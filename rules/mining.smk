@@ -1,4 +1,4 @@
-MINING = f"{RESULTS}/mining"
+MINING = f"{RESULTS}/{{mining_dir}}"
 DATASET_NAME = config["mining"]["dataset_name"]
 
 
@@ -6,13 +6,15 @@ rule embed_pairs:
     input:
         pairs=rules.build_metadata.output.pairs,
         shards=rules.download.output.shards,
-        encoder=mining_encoder()[1],
+        encoder=lambda wildcards: mining_encoder(wildcards.mining_dir)[1],
     output:
         embeddings=f"{MINING}/embeddings.npz",
     log:
-        f"{RESULTS}/logs/embed_pairs.log",
+        f"{RESULTS}/logs/{{mining_dir}}/embed_pairs.log",
     benchmark:
-        f"{RESULTS}/benchmarks/embed_pairs.tsv"
+        f"{RESULTS}/benchmarks/{{mining_dir}}/embed_pairs.tsv"
+    wildcard_constraints:
+        mining_dir="|".join(MINING_DIRS),
     conda:
         "../envs/mining.yaml"
     threads: resource("train", "threads")
@@ -23,7 +25,7 @@ rule embed_pairs:
         gpu=resource("train", "gpus"),
     params:
         script=script("embed_pairs.py"),
-        model=mining_encoder()[0],
+        model=lambda wildcards: mining_encoder(wildcards.mining_dir)[0],
         # Outside `output:` so a killed job keeps the shards it finished (like checkpoints)
         cache_dir=f"{MINING}/embedding_cache",
     shell:
@@ -41,9 +43,11 @@ rule mine_hard_pairs:
         report=f"{MINING}/mining_report.json",
         plot=f"{MINING}/score_histogram.png",
     log:
-        f"{RESULTS}/logs/mine_hard_pairs.log",
+        f"{RESULTS}/logs/{{mining_dir}}/mine_hard_pairs.log",
     benchmark:
-        f"{RESULTS}/benchmarks/mine_hard_pairs.tsv"
+        f"{RESULTS}/benchmarks/{{mining_dir}}/mine_hard_pairs.tsv"
+    wildcard_constraints:
+        mining_dir="|".join(MINING_DIRS),
     conda:
         "../envs/mining.yaml"
     threads: resource("mining", "threads")

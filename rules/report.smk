@@ -17,6 +17,12 @@ rule report:
             if PAPER_TABLE
             else []
         ),
+        claims=(
+            multiext(f"{RESULTS}/tables/claims", ".csv", ".md")
+            if config["claims"]
+            else []
+        ),
+        per_seed=(f"{RESULTS}/tables/summary_per_seed.csv" if SEEDS != [None] else []),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -34,8 +40,9 @@ rule report:
         shared_init=shared_init_arguments(),
         published=published_arguments(),
         paper_table=paper_table_argument(),
+        claims=claims_argument(),
     shell:
         "python {params.script:q} --results {input.results:q} --train-logs {input.train_logs:q}"
         " --tables-dir {params.tables_dir:q} --plots-dir {params.plots_dir:q} {params.shared_init}"
-        " {params.published} {params.paper_table}"
+        " {params.published} {params.paper_table} {params.claims}"
         " > {log:q} 2>&1"

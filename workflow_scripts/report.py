@@ -3,7 +3,8 @@
 Writes TABLES_DIR/summary.csv (fractions), summary.md and summary.tex (percent), and
 PLOTS_DIR/loss_curves.png (only with --train-logs), PLOTS_DIR/<benchmark>.png per benchmark and
 PLOTS_DIR/comparison.png (every run against every benchmark); with --paper-table, also
-TABLES_DIR/paper.{csv,md,tex}: a paper's table with measured and published columns.
+TABLES_DIR/paper.{csv,md,tex}: a paper's table with measured and published columns; with --claims,
+TABLES_DIR/claims.{csv,md}: each claim's paired difference over seeds and its verdict.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ def main() -> None:
         metavar="JSON",
         help="the config's report.paper_table (title, rows, columns) as JSON",
     )
+    parser.add_argument(
+        "--claims",
+        type=json.loads,
+        default=[],
+        metavar="JSON",
+        help="the config's claims (method, control, benchmark, metric, direction) as JSON",
+    )
     args = parser.parse_args()
     mappings = {}
     for flag, (metavar, _) in pairs.items():
@@ -70,6 +78,7 @@ def main() -> None:
             published_as=mappings["--published-as"],
             published_csv=args.published_csv,
             paper=args.paper_table,
+            claims=args.claims,
         )
     except (ValueError, OSError) as error:
         parser.exit(1, f"report.py: error: {error}\n")

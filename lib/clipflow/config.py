@@ -69,7 +69,7 @@ TINY_DATA = {
 }
 TINY_TRAIN = {
     "model": "clipflow-tiny-vit",
-    "pretrained": None,  # a real checkpoint does not fit the tiny model
+    "pretrained": None,  # a real checkpoint does not fit the tiny model; {run: ...} stays
     "epochs": 1,
     "batch_size": 32,
     "num_workers": 0,
@@ -136,7 +136,9 @@ def scale_down(config: dict[str, Any]) -> dict[str, Any]:
     tiny["train"] = {**config.get("train", {}), **TINY_TRAIN}
     for settings in tiny.get("runs", {}).values():
         for key in TINY_TRAIN:
-            settings.pop(key, None)
+            # a run that starts from another run of the experiment (stage 2) still does
+            if not (key == "pretrained" and isinstance(settings.get(key), dict)):
+                settings.pop(key, None)
     benchmarks = tiny.setdefault("benchmarks", {})
     benchmarks["num_images"] = TINY_BENCHMARK_IMAGES
     for name, settings in benchmarks.get("enabled", {}).items():

@@ -76,7 +76,8 @@ def scratch_workflow(workdir: Path) -> Path:
 
 
 def test_every_recipe_is_tested() -> None:
-    assert {path.stem for path in EXPERIMENTS.glob("*.yaml")} == set(RECIPES)
+    # claims.yaml runs on the embedded data: tests/workflow/test_replicated_workflow.py
+    assert {path.stem for path in EXPERIMENTS.glob("*.yaml")} == {*RECIPES, "claims"}
 
 
 @pytest.mark.parametrize("name", RECIPES)

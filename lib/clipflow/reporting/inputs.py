@@ -2,7 +2,8 @@
 
 Paths carry the identifiers the workflow gives them, so nothing else needs to be passed in:
 ``<results>/<experiment>/eval/<run>/<checkpoint>/<benchmark>.json`` and
-``<results>/<experiment>/runs/<run>/train_log.csv``.
+``<results>/<experiment>/runs/<run>/train_log.csv``; a replicate of a run (``train.seeds``) has
+``<run>/seed<k>`` in place of ``<run>``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-RESULT_COLUMNS = ["experiment", "run", "checkpoint", "benchmark", "task", "metric", "value"]
+RESULT_COLUMNS = [
+    "experiment",
+    "run",
+    "seed",
+    "checkpoint",
+    "benchmark",
+    "task",
+    "metric",
+    "value",
+]
 LOG_REQUIRED = ("epoch", "step", "loss")
 
 
@@ -25,14 +35,26 @@ class ReportInputError(ValueError):
         super().__init__(f"{path}: {field}: {problem}")
 
 
-def result_identity(path: Path) -> tuple[str, str, str, str]:
-    """``(experiment, run, checkpoint, benchmark)`` from a result file's path."""
+def replicate(parts: Sequence[str], at: int) -> tuple[str, int | None, int]:
+    """(run, seed, number of path parts it spans) of the run instance ending at ``parts[at]``:
+    ``<run>`` or ``<run>/seed<k>``."""
+    last = parts[at]
+    if last.startswith("seed") and last[4:].isdigit() and len(parts) + at > 0:
+        return parts[at - 1], int(last[4:]), 2
+    return last, None, 1
+
+
+def result_identity(path: Path) -> tuple[str, str, int | None, str, str]:
+    """``(experiment, run, seed, checkpoint, benchmark)`` from a result file's path (seed None
+    for an unreplicated run)."""
     parts = path.parts
-    if path.suffix != ".json" or len(parts) < 5 or parts[-4] != "eval":
-        raise ReportInputError(
-            path, "path", "expected <experiment>/eval/<run>/<checkpoint>/<benchmark>.json"
-        )
-    return parts[-5], parts[-3], parts[-2], path.stem
+    expected = "expected <experiment>/eval/<run>[/seed<k>]/<checkpoint>/<benchmark>.json"
+    if path.suffix != ".json" or len(parts) < 5:
+        raise ReportInputError(path, "path", expected)
+    run, seed, span = replicate(parts, -3)
+    if len(parts) < 4 + span or parts[-3 - span] != "eval":
+        raise ReportInputError(path, "path", expected)
+    return parts[-4 - span], run, seed, parts[-2], path.stem
 
 
 def headline_metrics(task: str, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -87,19 +109,23 @@ def load_results(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """One row per headline number of each result file (columns ``RESULT_COLUMNS``)."""
     rows = []
     for path in dict.fromkeys(Path(p) for p in paths):
-        experiment, run, checkpoint, benchmark = result_identity(path)
+        experiment, run, seed, checkpoint, benchmark = result_identity(path)
         task, metrics = _read_result(path)
         for metric, value in headline_metrics(task, metrics).items():
-            rows.append((experiment, run, checkpoint, benchmark, task, metric, float(value)))
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+            rows.append((experiment, run, seed, checkpoint, benchmark, task, metric, float(value)))
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS).astype({"seed": "Int64"})
 
 
 def load_train_logs(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """All training logs stacked, with ``experiment`` and ``run`` columns from their paths."""
+    """All training logs stacked, with ``experiment`` and ``run`` columns from their paths (a
+    replicate's run is ``<run>/seed<k>``)."""
     frames = []
     for path in map(Path, paths):
-        if len(path.parts) < 4 or path.parts[-3] != "runs":
-            raise ReportInputError(path, "path", "expected <experiment>/runs/<run>/<log>.csv")
+        run, seed, span = replicate(path.parts, -2) if len(path.parts) > 2 else ("", None, 1)
+        if len(path.parts) < 3 + span or path.parts[-2 - span] != "runs":
+            raise ReportInputError(
+                path, "path", "expected <experiment>/runs/<run>[/seed<k>]/<log>.csv"
+            )
         try:
             log = pd.read_csv(path)
         except FileNotFoundError:
@@ -112,7 +138,8 @@ def load_train_logs(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
         for column in [*loss_columns(list(log.columns)), "step"]:
             if not pd.api.types.is_numeric_dtype(log[column]):
                 raise ReportInputError(path, f"column {column!r}", "not numeric")
-        frames.append(log.assign(experiment=path.parts[-4], run=path.parts[-2]))
+        instance = run if seed is None else f"{run}/seed{seed}"
+        frames.append(log.assign(experiment=path.parts[-3 - span], run=instance))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -58,20 +58,24 @@ def plot_benchmark(
     benchmark: str,
     path: str | os.PathLike,
     shared_init: Mapping[str, str] | None = None,
+    errors: pd.DataFrame | None = None,
 ) -> Path:
     """Grouped bars of ``benchmark``'s headline metric: one group per run, a bar per checkpoint
-    (a run's ``init`` bar is that of the run it shares its initial weights with, if any)."""
+    (a run's ``init`` bar is that of the run it shares its initial weights with, if any).
+    ``errors`` (same keys and columns as ``table``, e.g. standard deviations over seeds) draws
+    an error bar of that length each side of a bar."""
     shared_init = shared_init or {}
     column = headline_column(table, benchmark)
     rows = table[table["checkpoint"] != DELTA].dropna(subset=[column])
     runs = list(dict.fromkeys(zip(rows["experiment"], rows["run"], strict=True)))
     checkpoints = sorted(set(rows["checkpoint"]), key=lambda name: (checkpoint_rank(name), name))
     values = rows.set_index(KEYS)[column]
+    spreads = errors.set_index(KEYS)[column] if errors is not None else pd.Series(dtype=float)
 
-    def value(experiment: str, run: str, checkpoint: str) -> float:
+    def value(experiment: str, run: str, checkpoint: str, numbers: pd.Series = values) -> float:
         if checkpoint == "init":
             run = shared_init.get(run, run)
-        return 100 * values.get((experiment, run, checkpoint), np.nan)
+        return 100 * numbers.get((experiment, run, checkpoint), np.nan)
 
     width = 0.8 / len(checkpoints)
     experiments = rows["experiment"].nunique()
@@ -85,6 +89,10 @@ def plot_benchmark(
             positions + (index - (len(checkpoints) - 1) / 2) * width,
             heights,
             width,
+            yerr=[value(e, r, checkpoint, spreads) for e, r in runs]
+            if errors is not None
+            else None,
+            capsize=3,
             label=checkpoint,
         )
     axis.set_xticks(

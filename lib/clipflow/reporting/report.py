@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clipflow.io import write_text
+from clipflow.reporting.claims import claims_table, write_claims
 from clipflow.reporting.inputs import load_results, load_train_logs
 from clipflow.reporting.plots import (
     benchmarks_in,
@@ -23,7 +25,17 @@ from clipflow.reporting.published import (
     write_paper_tables,
     write_published_tables,
 )
-from clipflow.reporting.tables import summary_table, write_tables
+from clipflow.reporting.tables import (
+    SEED_KEYS,
+    mean_over_seeds,
+    means_of,
+    replicate_summary,
+    replicated,
+    spreads_of,
+    summary_table,
+    write_replicate_tables,
+    write_tables,
+)
 
 
 def build_report(
@@ -36,6 +48,7 @@ def build_report(
     published_as: Mapping[str, str] | None = None,
     published_csv: str | os.PathLike = PUBLISHED_CSV,
     paper: Mapping[str, Any] | None = None,
+    claims: Sequence[Mapping[str, Any]] = (),
 ) -> list[Path]:
     """Write the summary tables, ``loss_curves.png`` (when logs are given), one
     ``<benchmark>.png`` per benchmark and ``comparison.png``; return the paths written.
@@ -44,13 +57,31 @@ def build_report(
     :func:`~clipflow.reporting.tables.summary_table`). ``published.{csv,md,tex}`` set the
     benchmarks that ``references`` maps to a reference benchmark of ``published_csv`` beside
     its published rows (:mod:`clipflow.reporting.published`); with ``paper`` (the config's
-    ``report.paper_table``), ``paper.{csv,md,tex}`` re-make that paper's table.
+    ``report.paper_table``), ``paper.{csv,md,tex}`` re-make that paper's table; with ``claims``
+    (the config's), ``claims.{csv,md}`` (:mod:`clipflow.reporting.claims`).
+
+    Results of replicated runs (``<run>/seed<k>`` paths) are summarised as mean, standard
+    deviation and n over the seeds (``summary_per_seed.csv`` keeps each seed's row), the plots
+    get error bars of one standard deviation, and the published and paper tables use the means.
     """
     if not results:
         raise ValueError("no result files given")
-    measured = load_results(results)
-    table = summary_table(measured, shared_init)
-    written = write_tables(table, tables_dir)
+    per_seed_results = load_results(results)
+    errors = None
+    if replicated(per_seed_results):
+        per_seed = summary_table(per_seed_results, shared_init, keys=SEED_KEYS)
+        summary = replicate_summary(per_seed)
+        written = write_replicate_tables(summary, tables_dir)
+        written.append(
+            write_text(Path(tables_dir, "summary_per_seed.csv"), per_seed.to_csv(index=False))
+        )
+        table, errors = means_of(summary), spreads_of(summary)
+    else:
+        table = summary_table(per_seed_results, shared_init)
+        written = write_tables(table, tables_dir)
+    if claims:
+        written += write_claims(claims_table(per_seed_results, claims), tables_dir)
+    measured = mean_over_seeds(per_seed_results)
     published = load_published(published_csv)
     unknown = sorted(set((references or {}).values()) - set(published["benchmark"]))
     if unknown:
@@ -67,6 +98,6 @@ def build_report(
         )
     for benchmark in benchmarks_in(table):
         path = Path(plots_dir, f"{benchmark}.png")
-        written.append(plot_benchmark(table, benchmark, path, shared_init))
+        written.append(plot_benchmark(table, benchmark, path, shared_init, errors))
     written.append(plot_comparison(table, Path(plots_dir, "comparison.png")))
     return written

@@ -15,6 +15,8 @@ import pandas as pd
 from clipflow.io import write_text
 
 KEYS = ["experiment", "run", "checkpoint"]
+SEED_KEYS = ["experiment", "run", "seed", "checkpoint"]
+STD = "std"
 DELTA = "final-init"
 _CHECKPOINT_RANK = {"init": 0, "final": 2, DELTA: 3}
 
@@ -25,37 +27,109 @@ def checkpoint_rank(name: str) -> int:
 
 
 def summary_table(
-    results: pd.DataFrame, shared_init: Mapping[str, str] | None = None
+    results: pd.DataFrame,
+    shared_init: Mapping[str, str] | None = None,
+    keys: Sequence[str] = KEYS,
 ) -> pd.DataFrame:
     """Wide table from :func:`~clipflow.reporting.inputs.load_results` output.
 
-    One row per (experiment, run, checkpoint), one column per ``benchmark/metric`` (benchmarks
-    alphabetically, metrics in headline order), and for each run with a ``final`` checkpoint and
-    an ``init`` one a ``final-init`` row of differences. ``shared_init`` maps a run to the run
-    whose ``init`` results it shares (runs that start from the same weights are evaluated at
-    init once, under one of them); a run not in it uses its own.
+    One row per ``keys`` (experiment, run, checkpoint; :data:`SEED_KEYS` for a row per seed),
+    one column per ``benchmark/metric`` (benchmarks alphabetically, metrics in headline order),
+    and for each run with a ``final`` checkpoint and an ``init`` one a ``final-init`` row of
+    differences. ``shared_init`` maps a run to the run whose ``init`` results it shares (runs that
+    start from the same weights are evaluated at init once, under one of them); a run not in it
+    uses its own.
     """
+    keys = list(keys)
     shared_init = shared_init or {}
     results = results.sort_values("benchmark", kind="stable")
     columns = list(dict.fromkeys(results["benchmark"] + "/" + results["metric"]))
     wide = (
         results.assign(column=results["benchmark"] + "/" + results["metric"])
-        .pivot(index=KEYS, columns="column", values="value")
+        .pivot(index=keys, columns="column", values="value")
         .reindex(columns=columns)
     )
     deltas = []
-    for experiment, run, checkpoint in wide.index:
-        init = (experiment, shared_init.get(run, run), "init")
-        if checkpoint == "final" and init in wide.index:
-            difference = (
-                wide.loc[[(experiment, run, "final")]].to_numpy() - wide.loc[[init]].to_numpy()
-            )
-            identity = dict(zip(KEYS, (experiment, run, DELTA), strict=True))
-            deltas.append(pd.DataFrame(difference, columns=wide.columns).assign(**identity))
-    table = pd.concat([wide.reset_index(), *deltas], ignore_index=True)[KEYS + columns]
+    for identity in wide.index:
+        named = dict(zip(keys, identity, strict=True))
+        init = tuple(
+            {**named, "run": shared_init.get(named["run"], named["run"]), "checkpoint": "init"}[key]
+            for key in keys
+        )
+        if named["checkpoint"] == "final" and init in wide.index:
+            difference = wide.loc[[identity]].to_numpy() - wide.loc[[init]].to_numpy()
+            named["checkpoint"] = DELTA
+            deltas.append(pd.DataFrame(difference, columns=wide.columns).assign(**named))
+    table = pd.concat([wide.reset_index(), *deltas], ignore_index=True)[keys + columns]
     rank = table["checkpoint"].map(checkpoint_rank)
-    order = table.assign(_rank=rank).sort_values(["experiment", "run", "_rank", "checkpoint"])
+    order = table.assign(_rank=rank).sort_values(
+        [k for k in keys if k != "checkpoint"] + ["_rank", "checkpoint"]
+    )
     return table.loc[order.index].reset_index(drop=True)
+
+
+def replicated(results: pd.DataFrame) -> bool:
+    """Whether ``results`` come from replicated runs (``train.seeds``): a ``seed`` is known."""
+    return "seed" in results.columns and bool(results["seed"].notna().any())
+
+
+def mean_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` (long, one row per seed) with each number averaged over the seeds."""
+    keys = [c for c in results.columns if c not in ("seed", "value")]
+    return results.groupby(keys, sort=False, as_index=False)["value"].mean()
+
+
+def replicate_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`summary_table` with :data:`SEED_KEYS` averaged over seeds: ``KEYS``, ``n`` (the
+    seeds), then per metric column its mean and ``<column> std`` (sample standard deviation,
+    ddof 1; NaN for one seed). ``final-init`` rows average the per-seed differences."""
+    metrics = [c for c in per_seed.columns if c not in SEED_KEYS]
+    groups = per_seed.groupby(KEYS, sort=False)
+    table = groups[metrics].mean()
+    spread = groups[metrics].std(ddof=1)
+    table.insert(0, "n", groups["seed"].count())
+    for column in metrics:
+        table.insert(table.columns.get_loc(column) + 1, f"{column} {STD}", spread[column])
+    return table.reset_index()
+
+
+def means_of(summary: pd.DataFrame) -> pd.DataFrame:
+    """The identifier and mean columns of a :func:`replicate_summary` (for plots)."""
+    return summary[[c for c in summary.columns if c != "n" and not c.endswith(f" {STD}")]]
+
+
+def spreads_of(summary: pd.DataFrame) -> pd.DataFrame:
+    """The identifier and standard-deviation columns of a :func:`replicate_summary`, named like
+    the means they belong to."""
+    spread = [c for c in summary.columns if c.endswith(f" {STD}")]
+    return summary[KEYS + spread].rename(columns=lambda c: c.removesuffix(f" {STD}"))
+
+
+def write_replicate_tables(summary: pd.DataFrame, tables_dir: str | os.PathLike) -> list[Path]:
+    """``summary.csv`` (fractions: means, ``<column> std`` and ``n``), ``summary.md`` and
+    ``summary.tex`` (percent, ``mean ± std`` per cell, the mean alone for one seed, and an ``n``
+    column)."""
+    tables_dir = Path(tables_dir)
+    means, spreads = means_of(summary), spreads_of(summary)
+    cells = summary[KEYS + ["n"]].copy()
+    for column in [c for c in means.columns if c not in KEYS]:
+        cells[column] = [
+            ""
+            if pd.isna(mean)
+            else f"{100 * mean:.2f}" + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
+            for mean, std in zip(means[column], spreads[column], strict=True)
+        ]
+    note = (
+        "Metrics in percent, mean ± standard deviation over n seeds; final-init rows are "
+        "differences in points, averaged over the seeds."
+    )
+    markdown = cells.to_markdown(index=False)
+    latex = cells.to_latex(index=False, escape=True).replace("±", r"$\pm$")
+    return [
+        write_text(tables_dir / "summary.csv", summary.to_csv(index=False)),
+        write_text(tables_dir / "summary.md", f"{note}\n\n{markdown}\n"),
+        write_text(tables_dir / "summary.tex", f"% {note}\n{latex}"),
+    ]
 
 
 def as_percent(table: pd.DataFrame, keys: Sequence[str] = KEYS) -> pd.DataFrame:
