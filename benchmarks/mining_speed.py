@@ -170,7 +170,7 @@ def uptime() -> str:
 
 
 def with_suffix(stem: Path, suffix: str) -> Path:
-    """``stem`` + ``suffix``, keeping any dots of the stem (``mining_speed.nprobe2`` + ``.csv``)."""
+    """``stem`` + ``suffix``, keeping any dots of the stem (``mining_speed.100k`` + ``.csv``)."""
     return stem.with_name(stem.name + suffix)
 
 

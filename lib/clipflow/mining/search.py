@@ -11,23 +11,24 @@ with HELIP's near-duplicate rules applied to the cosines first:
 The anchor is always excluded; rows are ordered hardest first (equal scores by ascending index)
 and padded with -1 where fewer than ``topk`` candidates exist.
 
-Search strategies live in :data:`MINING_INDEXES`:
+Search strategies live in :data:`MINING_INDEXES` (docs/mining.md has the measurements):
 
 - ``flat`` is exact. The product score is not an inner product of the d-dimensional embeddings
   (it is one of their d²-dimensional Kronecker products, too wide to index), so a faiss
-  ``IndexFlatIP`` cannot rank by it. Instead the exact score is computed block by block with BLAS
-  (``chunk_size`` anchors × ``db_chunk_size`` pairs, never N × N), merging a running top-k per
-  anchor. Plain numpy on purpose: merging with faiss's ``ResultHeap`` interleaved its OpenMP
-  threads with BLAS's and ran eight times slower on a 2-core machine.
-- ``ivf`` and ``hnsw`` are approximate. Candidates come from one faiss inner-product index over the
-  concatenated vectors ``z = [img, txt] / √2`` (so ``z_p·z_q`` is the mean of the two cosines),
-  then they are rescored exactly with the product score. The mean is a sound proxy: by AM–GM,
-  ``√score ≤ mean`` when both cosines are positive, so a high product needs a high mean. Two
-  negative cosines also give a positive product, so by default the index is searched with ``-z``
-  as well (``both_signs``); on real encoders, whose embeddings lie in a cone, that second search
-  finds nothing hard and can be switched off to halve the search cost. One index over ``z``
-  rather than one per modality: a hard pair must be close in both, which one search of the mean
-  captures, at the memory of one index.
+  ``IndexFlatIP`` cannot rank by it. Instead the two cosine blocks are computed with BLAS
+  (``chunk_size`` anchors × ``db_chunk_size`` pairs, never N × N) and only the pairs at or above
+  each anchor's running k-th best are scored with the rules and merged, so the two matmuls are
+  most of its time.
+- ``ivf`` is approximate in which pairs an anchor meets, exact in how it ranks them: pairs are
+  grouped in inverted lists by spherical k-means over ``z = [img, txt] / √2`` (``z_p·z_q`` is the
+  mean of the two cosines; by AM–GM ``√score ≤ mean`` when both are positive, so a high product
+  needs a high mean) reduced by PCA, and each anchor's ``nprobe`` nearest lists are scanned with
+  the exact score, list by list, by matrix products.
+- ``hnsw`` takes candidates from a faiss HNSW index over ``z`` and rescores them exactly.
+
+Two negative cosines also give a positive product, so the approximate indexes also search
+``-z`` (``both_signs``), but only for the anchors :func:`negative_pair_bound` does not clear: on
+encoder embeddings, which lie in a cone, almost none.
 """
 
 from __future__ import annotations
