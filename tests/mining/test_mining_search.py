@@ -214,3 +214,10 @@ def test_torch_list_scorer_matches_numpy(clustered: tuple[np.ndarray, np.ndarray
     numpy_scores = -np.sort(-by_numpy[1], axis=1)
     np.testing.assert_allclose(by_torch[1], numpy_scores, atol=1e-5)
     assert np.mean(np.sort(by_torch[0], axis=1) == np.sort(by_numpy[0], axis=1)) > 0.99
+
+
+def test_normalise_keeps_unit_rows_without_a_copy(clustered: tuple[np.ndarray, np.ndarray]) -> None:
+    image = np.ascontiguousarray(clustered[0])
+    assert search.normalise(image, "image") is image  # 1M pairs: no second 2 GB copy
+    scaled = search.normalise(3 * image, "image")
+    np.testing.assert_allclose(scaled, image, atol=1e-6)

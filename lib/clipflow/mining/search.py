@@ -456,9 +456,10 @@ def _nearest_lists(
     """``int64 [len(x), count]``: the ``count`` centroids of highest inner product per row, best
     first."""
     out = np.empty((len(x), count), dtype=np.int64)
+    step = max(1, _BLOCK_SCORES // len(centroids))  # at 1M pairs a larger block cost 1.5 GB
 
     def nearest(start: int) -> None:
-        sims = x[start : start + _RESCORE_QUERIES] @ centroids.T
+        sims = x[start : start + step] @ centroids.T
         if count == 1:
             out[start : start + len(sims), 0] = sims.argmax(axis=1)
         else:
@@ -466,7 +467,7 @@ def _nearest_lists(
             order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
             out[start : start + len(sims)] = np.take_along_axis(top, order, axis=1)
 
-    _map(nearest, range(0, len(x), _RESCORE_QUERIES), workers)
+    _map(nearest, range(0, len(x), step), workers)
     return out
 
 
