@@ -13,8 +13,9 @@ from clipflow.mining import (
     mine_hard_pairs,
     pair_scores,
     recall_at_k,
+    search,
 )
-from clipflow.mining.search import faiss_gpus
+from clipflow.mining.search import cuda_available, negative_pair_bound
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -150,9 +151,9 @@ def test_bad_input_names_the_field() -> None:
 
 
 def test_gpu_option_fails_clearly_without_a_gpu(clustered: tuple[np.ndarray, np.ndarray]) -> None:
-    if faiss_gpus():
-        pytest.skip("faiss sees a GPU here")
-    with pytest.raises(ValueError, match="use_gpu: faiss sees no GPU"):
+    if cuda_available():
+        pytest.skip("torch sees a GPU here")
+    with pytest.raises(ValueError, match="use_gpu: torch sees no CUDA device"):
         mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=True)
     cpu = mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=False)
     assert np.array_equal(cpu, mine_hard_pairs(*clustered, 10, index="ivf"))
@@ -160,8 +161,63 @@ def test_gpu_option_fails_clearly_without_a_gpu(clustered: tuple[np.ndarray, np.
 
 @pytest.mark.gpu
 def test_ivf_on_gpu_matches_exact_search(clustered: tuple[np.ndarray, np.ndarray]) -> None:
-    if not faiss_gpus():
-        pytest.skip("faiss-cpu build: install faiss-gpu on the CUDA machine")
+    if not cuda_available():
+        pytest.skip("needs CUDA")
     exact = mine_hard_pairs(*clustered, 10, index="flat")
     on_gpu = mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=True)
     assert recall_at_k(on_gpu, exact) >= 0.95
+    on_cpu = mine_hard_pairs(*clustered, 10, index="ivf", use_gpu=False)
+    assert np.mean(on_gpu == on_cpu) > 0.99  # the same lists, scored in another BLAS
+
+
+def test_negative_pair_bound_covers_every_pair_with_two_negative_cosines(
+    isotropic: tuple[np.ndarray, np.ndarray], clustered: tuple[np.ndarray, np.ndarray]
+) -> None:
+    for image, text in (isotropic, clustered):
+        image_cos, text_cos = image @ image.T, text @ text.T
+        both = (image_cos < 0) & (text_cos < 0)
+        worst = np.where(both, image_cos * text_cos, -np.inf).max(axis=1)
+        assert (worst <= negative_pair_bound(image, text)).all()
+
+
+def test_negative_pair_bound_by_hand() -> None:
+    # unit vectors at 0°, 60°, 120°: mean direction 60°, θ_max 60°; the 0° one is within
+    # 60° + 60° of every other, so its cosines are >= cos 120° = -0.5 and products <= 0.25
+    angles = np.radians([0.0, 60.0, 120.0])
+    wide = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    bound = negative_pair_bound(wide, wide)
+    np.testing.assert_allclose(bound, [0.25 + 1e-4, 1e-4, 0.25 + 1e-4], atol=1e-6)
+    # within 20° of the mean: every cosine is >= cos 40° > 0, so no pair has two negative ones
+    narrow = np.stack([np.cos(angles / 3), np.sin(angles / 3)], axis=1).astype(np.float32)
+    np.testing.assert_allclose(negative_pair_bound(narrow, wide), 1e-4, atol=1e-6)
+
+
+def test_ivf_scans_lists_exactly_and_gains_recall_with_more_probes(
+    clustered: tuple[np.ndarray, np.ndarray],
+) -> None:
+    image, text = clustered
+    exact = mine_hard_pairs(image, text, 10, index="flat")
+    # every pair in one list: the scan is exhaustive, so ivf returns the exact pairs
+    one_list = mine_hard_pairs(image, text, 10, index="ivf", nlist=1, pca_dim=None)
+    np.testing.assert_array_equal(one_list, exact)
+    few = recall_at_k(mine_hard_pairs(image, text, 10, index="ivf", nprobe=1), exact)
+    more = recall_at_k(mine_hard_pairs(image, text, 10, index="ivf", nprobe=8), exact)
+    assert few < more and more >= 0.99
+
+
+def test_torch_list_scorer_matches_numpy(clustered: tuple[np.ndarray, np.ndarray]) -> None:
+    # the use_gpu path's scorer, run on the CPU device
+    image, text = clustered
+    anchors, pairs = np.arange(0, 300), np.arange(100, 700)
+    by_numpy = search._numpy_list_scorer(image, text)(anchors, pairs, 7)
+    by_torch = search._torch_list_scorer(image, text, "cpu")(anchors, pairs, 7)
+    numpy_scores = -np.sort(-by_numpy[1], axis=1)
+    np.testing.assert_allclose(by_torch[1], numpy_scores, atol=1e-5)
+    assert np.mean(np.sort(by_torch[0], axis=1) == np.sort(by_numpy[0], axis=1)) > 0.99
+
+
+def test_normalise_keeps_unit_rows_without_a_copy(clustered: tuple[np.ndarray, np.ndarray]) -> None:
+    image = np.ascontiguousarray(clustered[0])
+    assert search.normalise(image, "image") is image  # 1M pairs: no second 2 GB copy
+    scaled = search.normalise(3 * image, "image")
+    np.testing.assert_allclose(scaled, image, atol=1e-6)
