@@ -94,7 +94,7 @@ def results(tmp_path_factory) -> Path:
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=2400,
     )
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir / "results" / "replicated"
