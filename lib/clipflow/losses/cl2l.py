@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import product
 from typing import Literal, NamedTuple
 
 import torch
 from torch.nn import functional as F
 
-from clipflow.losses.base import LOSSES, ClipflowLoss
+from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds
 from clipflow.losses.distributed import gather_features, gather_tensor
 from clipflow.losses.heads import LogitScale, MLPHead
 
@@ -52,6 +53,8 @@ class CL2LLoss(ClipflowLoss):
     they are compared as given at the model's ``logit_scale``.
     """
 
+    needs = LossNeeds(embed_dim=True)
+
     def __init__(
         self,
         num_augs: int = 2,
@@ -71,7 +74,7 @@ class CL2LLoss(ClipflowLoss):
         self.scale_factor = 2.0 if loss_avg_or_sum == "sum" else 1.0
         self.separate_proj = separate_proj and num_augs > 0
         if num_augs > 0:
-            self.required_extras = ("image_views", "text_views")
+            self.needs = replace(self.needs, views=num_augs)
         if self.separate_proj:
             if embed_dim is None:
                 raise ValueError("cl2l with separate_proj needs embed_dim (the model's output dim)")

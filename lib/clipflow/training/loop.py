@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -245,16 +244,16 @@ def _train(
         save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
 
     loss_params = dict(cfg.loss_params)
-    accepted = inspect.signature(LOSSES.get(cfg.loss)).parameters
-    if "num_samples" in accepted:
+    build_needs = LOSSES.get(cfg.loss).needs
+    if build_needs.dataset_size:
         # per-sample state (SogCLR family) is indexed by url index, which runs 0..N-1
         loss_params.setdefault("num_samples", int(metadata["index"].max()) + 1)
-    if "embed_dim" in accepted:  # projector heads (CL2L, SSL variants) take the towers' width
+    if build_needs.embed_dim:  # projector heads (CL2L, SSL variants) take the towers' width
         with torch.no_grad():
             width = model.encode_text(bundle.tokenizer(["a"]).to(device)).shape[-1]
         loss_params.setdefault("embed_dim", int(width))
     loss_fn = build_loss(cfg.loss, **loss_params).to(device)
-    data_options = dataset_options_for(loss_fn)
+    data_options = dataset_options_for(loss_fn.needs)
     if "num_negatives" in data_options and negatives is None:
         raise ValueError(f"loss {cfg.loss} needs negatives: set `negatives: true` for this run")
     check_data_loader(cfg)
@@ -280,9 +279,8 @@ def _train(
         sampler = build_run_sampler(cfg, dataset, ranks.rank, ranks.world_size)
         batches_per_epoch = len(sampler)
     # BYOLIP's momentum target of the towers (its projectors' target lives in the loss)
-    target = (
-        EMATarget(model, loss_fn.target_projectors.momentum) if loss_fn.uses_target_model else None
-    )
+    momentum = loss_fn.needs.momentum_target
+    target = EMATarget(model, momentum) if momentum is not None else None
     # A step is one update of update_freq of the sampler's batches (micro-batches); batches that
     # cannot fill an update at an epoch's end are left out, as clip-rocket's schedule does.
     if not 1 <= cfg.update_freq <= batches_per_epoch:
