@@ -27,7 +27,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from clipflow.mining.helip import read_hard_sample_csv
+from clipflow.helip_formats import read_hard_sample_csv
 from clipflow.registry import Registry
 
 
