@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipflow.data.samplers import (
+from clipflow.mining import mine_hard_pairs, write_helip_outputs
+from clipflow.sampling.samplers import (
     SAMPLERS,
     HardPairBatches,
     RandomBatches,
     SimilarityClusterBatches,
     build_sampler,
 )
-from clipflow.mining import mine_hard_pairs, write_helip_outputs
 
 N, TOPK, PARTNERS = 600, 60, 50
 

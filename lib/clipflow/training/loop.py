@@ -34,7 +34,6 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from clipflow.data.samplers import BatchSampler
 from clipflow.data.shards import PairsDataset
 from clipflow.data.streaming import StreamingPairs
 from clipflow.io import write_with
@@ -42,13 +41,14 @@ from clipflow.losses import LOSSES, ClipflowLoss, LossNeeds, build_loss
 from clipflow.losses.distributed import average_gradients
 from clipflow.losses.heads import EMATarget
 from clipflow.models import ClipBundle, create_model, load_checkpoint, save_checkpoint
+from clipflow.sampling.epochs import EpochBatches, build_run_sampler
+from clipflow.sampling.samplers import BatchSampler
 from clipflow.training import distributed
 from clipflow.training.accumulation import UpdateMeter
 from clipflow.training.config import TrainConfig, check_data_loader
 from clipflow.training.extras import build_extras, dataset_options_for
 from clipflow.training.precision import Precision
 from clipflow.training.preemption import StopSignals, TrainingPreempted
-from clipflow.training.sampling import EpochBatches, build_run_sampler
 from clipflow.training.schedule import cosine_with_warmup
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,8 @@ from clipflow.registry import Registry
 class BatchSampler(Protocol):
     requires_embeddings: str | None
     refresh_embeddings: bool
+    # whether its params name pairs by url index, so the trainer passes ``index_to_position``
+    url_indexed: bool
 
     def __len__(self) -> int: ...
 
@@ -48,6 +50,7 @@ class _EpochBatches:
 
     requires_embeddings: str | None = None
     refresh_embeddings = False
+    url_indexed = False
 
     def __init__(
         self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
@@ -80,7 +83,7 @@ class RandomBatches(_EpochBatches):
 class HardPairBatches(_EpochBatches):
     """HELIP's hard-pair batches (algorithms.md §2): ``[a1, h(a1), a2, h(a2), ...]``.
 
-    ``hard_pairs`` is HELIP's ``<name>_hard_sample.csv`` (formats/helip/SOURCE.md): per row an
+    ``hard_pairs`` is HELIP's ``<name>_hard_sample.csv`` (docs/formats.md, HELIP): per row an
     anchor's url index, then its hard pairs' url indices, hardest first. ``partners_topk`` (HELIP's
     sampler default 50) is how many of each row's first entries a partner is drawn from.
 
@@ -117,6 +120,8 @@ class HardPairBatches(_EpochBatches):
     ``batch_size`` must be even. Unlike HELIP's sampler this works in a single process too, and
     ranks' shares are disjoint.
     """
+
+    url_indexed = True
 
     def __init__(
         self,
