@@ -56,7 +56,14 @@ only its own shard of the encoder outputs carries gradient.
 
 # Importing the loss modules registers their losses in LOSSES.
 from clipflow.losses import ce_clip, cl2l, clip, sogclr, ssl  # noqa: F401
-from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds, build_loss
+from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds, build_loss, loss_parameters
 from clipflow.losses.distributed import gather_features
 
-__all__ = ["LOSSES", "ClipflowLoss", "LossNeeds", "build_loss", "gather_features"]
+__all__ = [
+    "LOSSES",
+    "ClipflowLoss",
+    "LossNeeds",
+    "build_loss",
+    "gather_features",
+    "loss_parameters",
+]

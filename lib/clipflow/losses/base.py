@@ -53,6 +53,12 @@ class LossNeeds:
         return tuple(names)
 
     @property
+    def run_parameters(self) -> tuple[str, ...]:
+        """The constructor parameters the trainer fills from the run (``dataset_size``,
+        ``embed_dim``), so a config need not set them."""
+        return ("num_samples",) * self.dataset_size + ("embed_dim",) * self.embed_dim
+
+    @property
     def required_extras(self) -> tuple[str, ...]:
         return tuple(name for name in self.extras if name not in OPTIONAL_EXTRAS)
 
@@ -118,14 +124,18 @@ def check_choice(name: str, value: object, choices: Collection[object]) -> None:
         raise ValueError(f"{name} must be one of {sorted(map(str, choices))}, got {value!r}")
 
 
-def build_loss(name: str, **params: Any) -> ClipflowLoss:
-    """Instantiate the loss registered as ``name``; unknown names or parameters fail loudly."""
-    cls = LOSSES.get(name)
-    signature = [
+def loss_parameters(name: str) -> list[inspect.Parameter]:
+    """The keyword parameters of the loss registered as ``name``, in constructor order."""
+    return [
         p
-        for p in inspect.signature(cls.__init__).parameters.values()
+        for p in inspect.signature(LOSSES.get(name).__init__).parameters.values()
         if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
+
+
+def build_loss(name: str, **params: Any) -> ClipflowLoss:
+    """Instantiate the loss registered as ``name``; unknown names or parameters fail loudly."""
+    signature = loss_parameters(name)
     accepted = [p.name for p in signature]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -133,7 +143,7 @@ def build_loss(name: str, **params: Any) -> ClipflowLoss:
     missing = [p.name for p in signature if p.default is p.empty and p.name not in params]
     if missing:
         raise TypeError(f"loss {name!r} needs parameter(s) {missing}")
-    return cls(**params)
+    return LOSSES.get(name)(**params)
 
 
 def clip_loss(
