@@ -1,4 +1,5 @@
-"""Batch samplers: HELIP hard-pair batches (algorithms.md §2) and SimCLIP similarity clusters (§6).
+"""Batch samplers: HELIP hard-pair batches (docs/algorithms.md §2) and SimCLIP similarity clusters
+(§6).
 
 Hard pairs are mined from clustered embeddings and written in HELIP's CSV format; similarity
 clusters are checked against planted groups and against SimCLIP's per-pivot full scan.

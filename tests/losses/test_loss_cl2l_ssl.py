@@ -1,4 +1,4 @@
-"""CL2L and the SSL variants (algorithms.md §3) and the heads they own."""
+"""CL2L and the SSL variants (docs/algorithms.md §3) and the heads they own."""
 
 from __future__ import annotations
 

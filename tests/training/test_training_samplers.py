@@ -1,4 +1,4 @@
-"""The trainer draws its batches from the configured sampler (algorithms.md §2, §6).
+"""The trainer draws its batches from the configured sampler (docs/algorithms.md §2, §6).
 
 HELIP's CSV holds url indices, which skip the pairs that failed to download; the trainer must map
 them to dataset positions. SimCLIP's online mode must embed with the model of each epoch.

@@ -152,7 +152,7 @@ def clip_loss(
     logit_scale: torch.Tensor,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE over the given (already gathered) batch (algorithms.md §1)."""
+    """Symmetric InfoNCE over the given (already gathered) batch (docs/algorithms.md §1)."""
     logits_per_image = logit_scale * image_features @ text_features.T
     labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
     return 0.5 * (

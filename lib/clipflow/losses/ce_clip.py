@@ -1,4 +1,5 @@
-"""CE-CLIP's ``Clip_DALoss``: CLIP with hard negative captions + IMC + CMR (algorithms.md §4)."""
+"""CE-CLIP's ``Clip_DALoss``: CLIP with hard negative captions, IMC and CMR (docs/algorithms.md
+§4)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch.nn import functional as F
 from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds, check_choice
 from clipflow.losses.distributed import gather_features, gather_tensor
 
-THRESHOLD_RANGE = (0.0, 10.0)  # algorithms.md §4: adaptive θ_k clamped to [0, 10]
+THRESHOLD_RANGE = (0.0, 10.0)  # docs/algorithms.md §4: adaptive θ_k clamped to [0, 10]
 IMC_FORMS = ("caption", "batch", "released")
 
 

@@ -38,7 +38,7 @@ class GatheredBatch(NamedTuple):
 
 @LOSSES.register("cl2l")
 class CL2LLoss(ClipflowLoss):
-    """CL2L (algorithms.md §3; clip-rocket ``CL2LLoss``).
+    """CL2L (docs/algorithms.md §3; clip-rocket ``CL2LLoss``).
 
     Global term: CLIP on the clean pair, no label smoothing. View term: CLIP with label
     smoothing between every augmented image view and every augmented text view (num_augs²

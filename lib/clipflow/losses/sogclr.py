@@ -1,4 +1,4 @@
-"""The SogCLR family: global contrastive losses with per-sample state (algorithms.md §5).
+"""The SogCLR family: global contrastive losses with per-sample state (docs/algorithms.md §5).
 
 State is indexed by dataset id (extra ``ids``, LongTensor [B]) and kept in buffers sized by
 ``num_samples``, so ``state_dict()`` saves and restores it with the checkpoint. Every rank

@@ -1,4 +1,4 @@
-"""Mining: HELIP hard pairs (algorithms.md §2) from frozen image and text embeddings.
+"""Mining: HELIP hard pairs (docs/algorithms.md §2) from frozen image and text embeddings.
 
 ``embed`` turns (image, caption) pairs into normalised embeddings, ``search`` ranks pairs by
 HELIP's product score with an exact or approximate faiss strategy (:data:`MINING_INDEXES`),

@@ -2,7 +2,7 @@
 run's dataset and fed the embeddings it ranks by.
 
 A run's batches come from the sampler named in its config. Samplers that rank samples by
-similarity (SimCLIP's clusters, algorithms.md §6) get embeddings of every training row from the
+similarity (SimCLIP's clusters, docs/algorithms.md §6) get embeddings of every training row from the
 model being trained: once before training (kept in the checkpoint directory, so a resumed run
 clusters with the same ones) or, with ``refresh_embeddings``, at the start of every epoch. A run
 resumed mid-epoch replays the batches stored in its checkpoint rather than rebuilding them, since

@@ -13,8 +13,8 @@ Samplers that rank samples by similarity name the embeddings they need in
 once, before training, or at the start of every epoch when ``refresh_embeddings`` is true.
 
 - ``random``: a shuffle cut into batches.
-- ``hard_pairs``: HELIP's hard-pair batches (algorithms.md §2).
-- ``similarity_clusters``: SimCLIP's similarity-cluster batches (algorithms.md §6).
+- ``hard_pairs``: HELIP's hard-pair batches (docs/algorithms.md §2).
+- ``similarity_clusters``: SimCLIP's similarity-cluster batches (docs/algorithms.md §6).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class RandomBatches(_EpochBatches):
 
 @SAMPLERS.register("hard_pairs")
 class HardPairBatches(_EpochBatches):
-    """HELIP's hard-pair batches (algorithms.md §2): ``[a1, h(a1), a2, h(a2), ...]``.
+    """HELIP's hard-pair batches (docs/algorithms.md §2): ``[a1, h(a1), a2, h(a2), ...]``.
 
     ``hard_pairs`` is HELIP's ``<name>_hard_sample.csv`` (docs/formats.md, HELIP): per row an
     anchor's url index, then its hard pairs' url indices, hardest first. ``partners_topk`` (HELIP's
@@ -219,7 +219,7 @@ def _fraction(value: float | str) -> Fraction:
 
 @SAMPLERS.register("similarity_clusters")
 class SimilarityClusterBatches(_EpochBatches):
-    """SimCLIP's similarity-cluster batches (algorithms.md §6, formats/simclip/SOURCE.md).
+    """SimCLIP's similarity-cluster batches (docs/algorithms.md §6, docs/formats.md, SimCLIP).
 
     Each batch is ``S = int(B·p)`` synthesised samples, as n clusters, followed by ``B − S``
     random ones. A cluster is a random pivot not yet selected in this step, then ``m − 1``

@@ -52,7 +52,7 @@ from clipflow.training.preemption import StopSignals, TrainingPreempted
 from clipflow.training.schedule import cosine_with_warmup
 
 log = logging.getLogger(__name__)
-MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (algorithms.md notation)
+MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (docs/algorithms.md notation)
 LATEST = "latest.pt"
 FINISHED = "finished.pt"
 # Settings that change how a run executes, not what it computes: a resume may differ in them.
