@@ -216,9 +216,8 @@ def train(
     checkpoint_dir = Path(checkpoint_dir)
     ranks = distributed.setup(cfg.device)
     try:
-        return _train(
-            cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks, on_preempted
-        )
+        run = _Run(cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks)
+        return run.train(on_preempted)
     finally:
         if ranks.initialised_here:
             torch.distributed.destroy_process_group()
@@ -531,6 +530,25 @@ class _Run:
         if self.ranks.is_main:
             log.info("epoch %d/%d done, loss %.4f", self.epoch, cfg.epochs, self.rows[-1]["loss"])
 
+    def train(self, on_preempted: Callable[[int], object] | None) -> dict[str, Any]:
+        """Resume or start, train the remaining epochs, and finish."""
+        resumed = self.resume_or_seed()
+        epoch_batches = None
+        if self.data.sampler is not None:
+            epoch_batches = EpochBatches(
+                self.data.sampler,
+                self.bundle,
+                self.data.dataset,
+                self.device,
+                self.checkpoint_dir,
+                resumed,
+            )
+        self.model.train()
+        with StopSignals() as stop:
+            while self.epoch < self.cfg.epochs:
+                self.train_epoch(epoch_batches, stop, on_preempted)
+        return self.finish()
+
     def finish(self) -> dict[str, Any]:
         """Write the final model and the log, and retire the resumable state."""
         if self.ranks.is_main:
@@ -541,27 +559,3 @@ class _Run:
             self.latest.replace(self.checkpoint_dir / FINISHED)
         rows = self.rows
         return {"steps": len(rows), "final_loss": rows[-1]["loss"] if rows else None}
-
-
-def _train(
-    cfg: TrainConfig,
-    metadata: pd.DataFrame,
-    shards_dir: str | Path,
-    checkpoint_dir: Path,
-    outputs: TrainOutputs,
-    negatives: pd.DataFrame | None,
-    ranks: distributed.Distributed,
-    on_preempted: Callable[[int], object] | None,
-) -> dict[str, Any]:
-    run = _Run(cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks)
-    resumed = run.resume_or_seed()
-    epoch_batches = None
-    if run.data.sampler is not None:
-        epoch_batches = EpochBatches(
-            run.data.sampler, run.bundle, run.data.dataset, run.device, checkpoint_dir, resumed
-        )
-    run.model.train()
-    with StopSignals() as stop:
-        while run.epoch < cfg.epochs:
-            run.train_epoch(epoch_batches, stop, on_preempted)
-    return run.finish()
