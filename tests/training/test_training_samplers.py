@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
+from clipflow.encode import embed_texts
 from clipflow.mining import write_helip_outputs
-from clipflow.mining.embed import embed_texts
 from clipflow.models import create_model
 from clipflow.sampling import epochs as run_epochs
 from clipflow.sampling.samplers import HardPairBatches

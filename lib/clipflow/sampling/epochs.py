@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from clipflow.data.shards import PairsDataset
+from clipflow.encode import embed_images, embed_texts
 from clipflow.io import write_npy
-from clipflow.mining.embed import embed_images, embed_texts
 from clipflow.models import ClipBundle
 from clipflow.sampling.samplers import SAMPLERS, BatchSampler, build_sampler
 
