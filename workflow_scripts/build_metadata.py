@@ -3,8 +3,9 @@
 import argparse
 import logging
 
-from clipflow.data.metadata import build_metadata, url_index
-from clipflow.io import write_json, write_with
+from clipflow.data.metadata import build_metadata
+from clipflow.helip_formats import write_url_index
+from clipflow.io import write_with
 from clipflow.logging_setup import setup_logging
 
 
@@ -17,7 +18,7 @@ def main() -> None:
     setup_logging()
     metadata = build_metadata(args.shards)
     write_with(args.output, lambda tmp: metadata.to_parquet(tmp, index=False))
-    write_json(args.url_index, url_index(metadata), indent=None)
+    write_url_index(args.url_index, metadata)
     logging.info("%d pairs in %d shards", len(metadata), metadata["shard"].nunique())
 
 

@@ -1,7 +1,7 @@
 """Let torchvision's pure-Python parts import beside a torch build its compiled ops do not match.
 
 The preinstalled CPU wheel of torch 2.13 cannot load the ``_C`` extension of PyPI's torchvision 0.28
-(see ``shared/specs/dependencies.md``), and torchvision then fails at import on
+(it is built for the CUDA wheel, not the +cpu one), and torchvision then fails at import on
 ``operator torchvision::nms does not exist``. open_clip needs torchvision only for transforms and
 ``FrozenBatchNorm2d``, so declaring the two op schemas is enough.
 ``envs/install.sh`` puts a ``.pth`` hook into the venv that calls :func:`install` at start-up:

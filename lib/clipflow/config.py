@@ -26,12 +26,50 @@ def describe(error: jsonschema.ValidationError) -> str:
 
 
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Raise :class:`ConfigError` for the most relevant schema violation, in one line."""
+    """Raise :class:`ConfigError` for the most relevant schema violation, in one line; then
+    check each run's ``loss_params`` against its loss (:func:`check_loss_params`)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(describe(error))
+    check_loss_params(config, train_defaults(schema))
+
+
+def train_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of the ``train`` settings that ``schema`` fills in."""
+    settings = schema["properties"]["train"]["properties"]
+    return {key: spec["default"] for key, spec in settings.items()}
+
+
+def check_loss_params(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Fail in one line, naming ``runs.<run>.loss_params[.<key>]``, when a run's loss would
+    not build from its ``loss_params``: an unknown or missing parameter, or a value the loss
+    rejects. The parameters the trainer fills from the run (``LossNeeds.run_parameters``) get
+    placeholders here, so a config need not set them."""
+    from clipflow.losses import LOSSES, build_loss, loss_parameters  # torch: only when checking
+
+    train = {**defaults, **config.get("train", {})}
+    for run, overrides in config.get("runs", {}).items():
+        settings = {**train, **overrides}
+        loss, params = settings["loss"], settings["loss_params"]
+        where = f"config key {'runs.' + run if 'loss_params' in overrides else 'train'}.loss_params"
+        accepted = [p.name for p in loss_parameters(loss)]
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(
+                    f"{where}.{key}: not a parameter of loss {loss}; it takes {', '.join(accepted)}"
+                )
+        placeholders = dict.fromkeys(LOSSES.get(loss).needs.run_parameters, RUN_PLACEHOLDER)
+        try:
+            build_loss(loss, **{**placeholders, **params})
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{where}: loss {loss} of run {run}: {error}") from None
+
+
+# Stands in for the dataset size and the towers' width (LossNeeds.run_parameters) when a run's
+# loss is built to check its parameters: small, so no head is large.
+RUN_PLACEHOLDER = 8
 
 
 def experiment_config(

@@ -2,9 +2,10 @@
 
 import json
 
-from clipflow.data.metadata import METADATA_COLUMNS, build_metadata, url_index
-from clipflow.data.samplers import RandomBatches
+from clipflow.data.metadata import METADATA_COLUMNS, build_metadata
 from clipflow.data.shards import ShardImages
+from clipflow.helip_formats import url_index
+from clipflow.sampling.samplers import RandomBatches
 
 
 def test_stats_report_broken_urls_and_corrupt_image(tiny_download):

@@ -149,7 +149,7 @@ def test_negatives_and_k_go_together(bundle, pairs) -> None:
 )
 def test_a_loss_trains_on_the_batches_its_options_ask_for(bundle, pairs, name, params) -> None:
     loss = build_loss(name, **params)
-    options = dataset_options_for(loss)
+    options = dataset_options_for(loss.needs)
     table = {"negatives": NEGATIVES} if "num_negatives" in options else {}
     dataset = _dataset(bundle, pairs, **options, **table)
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))

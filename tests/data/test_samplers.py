@@ -1,4 +1,5 @@
-"""Batch samplers: HELIP hard-pair batches (algorithms.md §2) and SimCLIP similarity clusters (§6).
+"""Batch samplers: HELIP hard-pair batches (docs/algorithms.md §2) and SimCLIP similarity clusters
+(§6).
 
 Hard pairs are mined from clustered embeddings and written in HELIP's CSV format; similarity
 clusters are checked against planted groups and against SimCLIP's per-pivot full scan.
@@ -12,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipflow.data.samplers import (
+from clipflow.mining import mine_hard_pairs, write_helip_outputs
+from clipflow.sampling.samplers import (
     SAMPLERS,
     HardPairBatches,
     RandomBatches,
     SimilarityClusterBatches,
     build_sampler,
 )
-from clipflow.mining import mine_hard_pairs, write_helip_outputs
 
 N, TOPK, PARTNERS = 600, 60, 50
 

@@ -1,4 +1,5 @@
-"""EDA text augmentation (algorithms.md §3): each operation's property, cleaning, determinism."""
+"""EDA text augmentation (docs/algorithms.md §3): each operation's property, cleaning and
+determinism."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CE-CLIP (algorithms.md §4): i2t with negatives, IMC and CMR against loop-by-loop values."""
+"""CE-CLIP (docs/algorithms.md §4): i2t with negatives, IMC and CMR against loop-by-loop values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CL2L and the SSL variants (algorithms.md §3) and the heads they own."""
+"""CL2L and the SSL variants (docs/algorithms.md §3) and the heads they own."""
 
 from __future__ import annotations
 
@@ -142,8 +142,8 @@ def test_siamlip_targets_get_no_gradient(unit_features) -> None:
 def test_byolip_uses_ema_targets_without_gradient(unit_features) -> None:
     torch.manual_seed(0)
     loss_fn = build_loss("byolip", num_augs=0, momentum=0.9, **HEADS).double()
-    assert loss_fn.required_extras == ("target_image_features", "target_text_features")
-    assert loss_fn.uses_target_model
+    assert loss_fn.needs.required_extras == ("target_image_features", "target_text_features")
+    assert loss_fn.needs.momentum_target == 0.9
     x, y = unit_features(B, D, 0).requires_grad_(), unit_features(B, D, 1).requires_grad_()
     tx, ty = unit_features(B, D, 2).requires_grad_(), unit_features(B, D, 3).requires_grad_()
     terms = loss_fn(x, y, SCALE, target_image_features=tx, target_text_features=ty)

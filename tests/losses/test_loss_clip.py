@@ -1,4 +1,5 @@
-"""CLIP (algorithms.md §1) against open_clip and the label-smoothing formula; HELIP's HNML (§2)."""
+"""CLIP (docs/algorithms.md §1) against open_clip and the label-smoothing formula; HELIP's HNML
+(§2)."""
 
 from __future__ import annotations
 

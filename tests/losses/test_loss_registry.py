@@ -86,8 +86,8 @@ def test_every_loss_returns_finite_named_terms_with_gradients(name: str, unit_fe
     params, needs = CASES[name]
     loss_fn = build_loss(name, **params)
     assert isinstance(loss_fn, ClipflowLoss)
-    assert set(loss_fn.required_extras) <= set(_extras(needs, unit_features))
-    assert loss_fn.uses_target_model == (name == "byolip")
+    assert set(loss_fn.needs.required_extras) <= set(_extras(needs, unit_features))
+    assert (loss_fn.needs.momentum_target is not None) == (name == "byolip")
     x = unit_features(B, D, 0).float().requires_grad_()
     y = unit_features(B, D, 1).float().requires_grad_()
     terms = loss_fn(x, y, torch.tensor(10.0), **_extras(needs, unit_features))

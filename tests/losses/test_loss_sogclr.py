@@ -1,4 +1,4 @@
-"""The SogCLR family (algorithms.md §5) against the finite-sum objective, a loop-by-loop
+"""The SogCLR family (docs/algorithms.md §5) against the finite-sum objective, a loop-by-loop
 reference of the update rules, LibAUC's GCLoss, CLIP, and hand-worked HybridSogCLR terms."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HELIP's hard-sample CSV and dict JSON (formats/helip/SOURCE.md): written, then parsed back."""
+"""HELIP's hard-sample CSV and dict JSON (docs/formats.md, HELIP): written, then parsed back."""
 
 from __future__ import annotations
 

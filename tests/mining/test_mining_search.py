@@ -1,4 +1,4 @@
-"""HELIP mining (algorithms.md §2): exact search against a numpy reference, approximate recall,
+"""HELIP mining (docs/algorithms.md §2): exact search against a numpy reference, approximate recall,
 near-duplicate rules, chunking; on isotropic noise and on clustered embeddings shaped like an
 encoder's (shared topics, both modalities noisy views of them, in a cone)."""
 

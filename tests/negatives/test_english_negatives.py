@@ -1,4 +1,4 @@
-"""Hard negatives for real English captions (algorithms.md §4): spaCy + WordNet, and fill-mask.
+"""Hard negatives for real English captions (docs/algorithms.md §4): spaCy + WordNet, and fill-mask.
 
 Every negative of 42 COCO-style captions is checked against its kind's property, with WordNet
 queried here, independently of the generators: a relation swap keeps the caption's words; an

@@ -1,4 +1,4 @@
-"""Hard negative captions for the synthetic grammar (algorithms.md §4): per-kind properties,
+"""Hard negative captions for the synthetic grammar (docs/algorithms.md §4): per-kind properties,
 validity (never the caption, never a repeat, nothing outside the grammar), determinism."""
 
 from __future__ import annotations

@@ -60,10 +60,10 @@ LOSSES = {
 @pytest.mark.parametrize("name", ["ce_clip", "cl2l", "byolip"])
 def test_loss_trains_through_the_extras(name, model, batch) -> None:
     loss = build_loss(name, **LOSSES[name]).train()
-    target = EMATarget(model) if loss.uses_target_model else None
+    target = EMATarget(model) if loss.needs.momentum_target is not None else None
     image_features, text_features, logit_scale = model(batch["image"], batch["text"])[:3]
     extras = build_extras(loss, model, batch, "cpu", target=target)
-    assert set(extras) == {*loss.required_extras, *loss.optional_extras}
+    assert set(extras) == set(loss.needs.extras)
     terms = loss(image_features, text_features, logit_scale, **extras)
     total = sum(terms.values())
     assert torch.isfinite(total)
@@ -131,9 +131,9 @@ def test_missing_inputs_say_what_to_set(model, batch) -> None:
 
 
 def test_dataset_options_for() -> None:
-    assert dataset_options_for(build_loss("clip")) == {}
-    assert dataset_options_for(build_loss("sogclr", **LOSSES["sogclr"])) == {}
-    assert dataset_options_for(build_loss("ce_clip", num_negatives=K)) == {"num_negatives": K}
-    assert dataset_options_for(build_loss("cl2l", **LOSSES["cl2l"])) == {"num_augs": A}
-    assert dataset_options_for(build_loss("cl2l", num_augs=0)) == {}
-    assert dataset_options_for(build_loss("byolip", **LOSSES["byolip"])) == {"num_augs": A}
+    assert dataset_options_for(build_loss("clip").needs) == {}
+    assert dataset_options_for(build_loss("sogclr", **LOSSES["sogclr"]).needs) == {}
+    assert dataset_options_for(build_loss("ce_clip", num_negatives=K).needs) == {"num_negatives": K}
+    assert dataset_options_for(build_loss("cl2l", **LOSSES["cl2l"]).needs) == {"num_augs": A}
+    assert dataset_options_for(build_loss("cl2l", num_augs=0).needs) == {}
+    assert dataset_options_for(build_loss("byolip", **LOSSES["byolip"]).needs) == {"num_augs": A}

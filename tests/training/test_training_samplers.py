@@ -1,4 +1,4 @@
-"""The trainer draws its batches from the configured sampler (algorithms.md §2, §6).
+"""The trainer draws its batches from the configured sampler (docs/algorithms.md §2, §6).
 
 HELIP's CSV holds url indices, which skip the pairs that failed to download; the trainer must map
 them to dataset positions. SimCLIP's online mode must embed with the model of each epoch.
@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from clipflow.data.samplers import HardPairBatches
+from clipflow.encode import embed_texts
 from clipflow.mining import write_helip_outputs
-from clipflow.mining.embed import embed_texts
 from clipflow.models import create_model
-from clipflow.training import TrainConfig, TrainOutputs, sampling, train
+from clipflow.sampling import epochs as run_epochs
+from clipflow.sampling.samplers import HardPairBatches
+from clipflow.training import TrainConfig, TrainOutputs, train
 
 BATCH = 16
 
@@ -22,13 +23,13 @@ BATCH = 16
 def recorded(monkeypatch):
     """Every epoch's batches (dataset positions) as the trainer received them."""
     epochs: list[list[list[int]]] = []
-    original = sampling.EpochBatches.__call__
+    original = run_epochs.EpochBatches.__call__
 
     def record(self, epoch):
         epochs.append(original(self, epoch))
         return epochs[-1]
 
-    monkeypatch.setattr(sampling.EpochBatches, "__call__", record)
+    monkeypatch.setattr(run_epochs.EpochBatches, "__call__", record)
     return epochs
 
 
@@ -79,13 +80,13 @@ def test_online_clusters_follow_the_current_model(
     """p = 1: each batch is clusters of nearest texts by the embeddings of the epoch's start,
     which the trainer recomputes with the model being trained."""
     embedded = []
-    original = sampling.embed_rows
+    original = run_epochs.embed_rows
 
     def record(*args, **kwargs):
         embedded.append(original(*args, **kwargs))
         return embedded[-1]
 
-    monkeypatch.setattr(sampling, "embed_rows", record)
+    monkeypatch.setattr(run_epochs, "embed_rows", record)
     cfg = TrainConfig(
         epochs=2,
         batch_size=BATCH,
@@ -113,7 +114,7 @@ def test_online_clusters_follow_the_current_model(
                 # 12 taken before the last cluster, so every member ranks in the top 15
                 ranks = [int((others > cos[m]).sum()) for m in members]
                 assert max(ranks) < BATCH - 1, (pivot, members, ranks)
-    assert not (tmp_path / "ckpt" / sampling.OFFLINE_EMBEDDINGS).exists()
+    assert not (tmp_path / "ckpt" / run_epochs.OFFLINE_EMBEDDINGS).exists()
 
 
 def test_offline_embeddings_are_kept_for_resume(metadata, tiny_download, tmp_path):
@@ -126,7 +127,7 @@ def test_offline_embeddings_are_kept_for_resume(metadata, tiny_download, tmp_pat
         threads=1,
     )
     train(cfg, metadata, tiny_download["shards"], tmp_path / "ckpt", _outputs(tmp_path))
-    cached = np.load(tmp_path / "ckpt" / sampling.OFFLINE_EMBEDDINGS)
+    cached = np.load(tmp_path / "ckpt" / run_epochs.OFFLINE_EMBEDDINGS)
     assert cached.shape[0] == len(metadata)
     np.testing.assert_allclose(np.linalg.norm(cached, axis=1), 1.0, atol=1e-5)
 

@@ -39,7 +39,7 @@ RECIPES = {
 # headline metrics the synthetic stand-ins report (zero-shot, retrieval, SugarCrepe's replace_att,
 # swap_att, replace_rel and swap_obj): at scale tiny exactly these cells are measured
 TINY_METRICS = {"acc1", "TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "replace", "swap"}
-# (recipe, row, column) -> published number (benchmarks.md, via reporting/data/published.csv)
+# (recipe, row, column) -> published number (reporting/data/published.csv)
 PUBLISHED = {
     ("isogclr_cc3m100k", "CLIP", "COCO TR@1"): 0.1200,
     ("isogclr_cc3m100k", "iSogCLR", "ImageNet top-1"): 0.2854,

@@ -1,2 +1,2 @@
 """Data: the synthetic default dataset, real sources (``sources``, ``ingest``), download via
-img2dataset, metadata, loading, samplers."""
+img2dataset, metadata and loading (batch samplers are ``clipflow.sampling``)."""

@@ -4,7 +4,7 @@ Columns: ``index`` (the url index: order in which urls are first seen across the
 convention, where a shard's samples count in key order, i.e. url-list order, never in the order
 img2dataset's threads happened to finish them), ``key`` (img2dataset's 9-digit key), ``url``,
 ``caption``, ``shard`` (tar file name) and ``status``. ``url_index.json`` maps url -> index, the
-file HELIP's trainer reads.
+file HELIP's trainer reads (``clipflow.helip_formats``).
 """
 
 from __future__ import annotations
@@ -56,10 +56,6 @@ def build_metadata(shards_dir: str | Path) -> pd.DataFrame:
     frame = frame.drop_duplicates("url", keep="first").reset_index(drop=True)
     frame.insert(0, "index", range(len(frame)))
     return frame[METADATA_COLUMNS]
-
-
-def url_index(metadata: pd.DataFrame) -> dict[str, int]:
-    return {url: int(i) for url, i in zip(metadata["url"], metadata["index"], strict=True)}
 
 
 def read_metadata(path: str | Path) -> pd.DataFrame:

@@ -108,7 +108,7 @@ class PairSamples:
     ``{"image", "text", "index"}``); every added tensor has a fixed shape, so the default collate
     batches them:
 
-    - ``num_augs`` = A > 0 (CL2L and its SSL variants, algorithms.md §3) switches to
+    - ``num_augs`` = A > 0 (CL2L and its SSL variants, docs/algorithms.md §3) switches to
       clip-rocket's augmentations (``clipflow.data.view_augment``, ``text_augment``): the clean
       image gets its weak crop and the caption its weak augmentation (``EDA.weak``), and it
       adds ``image_views`` ``[A, 3, H, W]``, A applications of the view transform, and
@@ -116,7 +116,7 @@ class PairSamples:
       torch's default generator, which DataLoader seeds per worker and the trainer
       checkpoints, in this order: clean image, image views, clean caption, caption views.
     - ``negatives`` (the negatives table: ``caption_index``, ``negative``, ...) with
-      ``num_negatives`` = K > 0 (CE-CLIP, algorithms.md §4) adds ``negative_texts`` ``[K, L]``,
+      ``num_negatives`` = K > 0 (CE-CLIP, docs/algorithms.md §4) adds ``negative_texts`` ``[K, L]``,
       the first K negatives of the pair's caption (``caption_index`` == its url ``index``, in
       table order) tokenised and zero-padded, and ``negative_mask`` ``[K]`` (bool, True where a
       negative exists).

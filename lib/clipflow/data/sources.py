@@ -13,8 +13,8 @@ row (``source_row``, ``stage`` "read", ``field``, ``reason`` (a fixed category, 
 download report), ``detail``). Images are only checked for existence here; the packing step
 decodes each one anyway and reports the unreadable ones with their rows.
 
-The formats, as the seeds' loaders read them (``../shared/specs/formats/{helip,simclip,isogclr,
-karpathy}/SOURCE.md``; rom1504/img2dataset ``dataset_examples/cc{3,12}m.md``;
+The formats, as the seeds' loaders read them (docs/formats.md, training data;
+rom1504/img2dataset ``dataset_examples/cc{3,12}m.md``;
 facebookresearch/clip-rocket ``datasets.py`` and facebookresearch/SLIP ``make_dataset.py``;
 lezhang7/Enhance-FineGrained (CE-CLIP) ``data/dataset.py``; sx-liu/SimCLIP ``models/data.py``
 and ``datasets/coco_train.tsv``; zhqiu/contrastive-learning-iSogCLR

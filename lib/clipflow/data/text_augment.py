@@ -1,6 +1,6 @@
 """EDA text augmentation for the augmented caption views of CL2L and its SSL variants (§3).
 
-algorithms.md §3 (clip-rocket ``--text-augment --clean-before-augment``): each augmented view
+docs/algorithms.md §3 (clip-rocket ``--text-augment --clean-before-augment``): each augmented view
 of a caption is the caption cleaned (lower-cased, HTML entities decoded, punctuation stripped),
 its stop words removed (with probability ``remove_stopwords_prob``, clip-rocket's
 ``--remove-stopwords-prob``, 0.8 by default), then exactly one EDA operation: synonym
@@ -116,7 +116,8 @@ def as_numpy_rng(rng: np.random.Generator | torch.Generator | int) -> np.random.
 
 
 class EDA:
-    """``EDA(seed)(caption, rng) -> str``: one augmented view of ``caption`` (algorithms.md §3).
+    """``EDA(seed)(caption, rng) -> str``: one augmented view of ``caption`` (docs/algorithms.md
+    §3).
 
     ``rng`` (numpy or torch generator, or a seed) drives every random choice; without it the
     instance's own generator, seeded by ``seed``, is used. ``op_probs`` are the probabilities of

@@ -1,4 +1,4 @@
-"""clip-rocket's image augmentations for CL2L and its SSL variants (algorithms.md §3).
+"""clip-rocket's image augmentations for CL2L and its SSL variants (docs/algorithms.md §3).
 
 As clip-rocket's ``datasets.get_train_dataset`` builds them for its CL2L models, with its
 defaults: the clean image is a bicubic random crop of scale (0.5, 1) (``--weak-min-scale``),

@@ -1,4 +1,5 @@
-"""CE-CLIP's ``Clip_DALoss``: CLIP with hard negative captions + IMC + CMR (algorithms.md §4)."""
+"""CE-CLIP's ``Clip_DALoss``: CLIP with hard negative captions, IMC and CMR (docs/algorithms.md
+§4)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from clipflow.losses.base import LOSSES, ClipflowLoss, check_choice
+from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds, check_choice
 from clipflow.losses.distributed import gather_features, gather_tensor
 
-THRESHOLD_RANGE = (0.0, 10.0)  # algorithms.md §4: adaptive θ_k clamped to [0, 10]
+THRESHOLD_RANGE = (0.0, 10.0)  # docs/algorithms.md §4: adaptive θ_k clamped to [0, 10]
 IMC_FORMS = ("caption", "batch", "released")
 
 
@@ -29,9 +30,6 @@ class CeClipLoss(ClipflowLoss):
     defect: label 0 makes the first caption's first negative every row's "positive").
     """
 
-    required_extras = ("negative_text_features",)
-    optional_extras = ("negative_mask",)
-
     def __init__(
         self,
         num_negatives: int = 4,
@@ -43,6 +41,7 @@ class CeClipLoss(ClipflowLoss):
         check_choice("imc_form", imc_form, IMC_FORMS)
         self.imc_form = imc_form
         self.num_negatives = num_negatives
+        self.needs = LossNeeds(negatives=num_negatives)
         self.imc_weight = imc_weight
         self.cmr_weight = cmr_weight
         self.register_buffer("thresholds", torch.zeros(num_negatives))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import product
 from typing import Literal, NamedTuple
 
 import torch
 from torch.nn import functional as F
 
-from clipflow.losses.base import LOSSES, ClipflowLoss
+from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds
 from clipflow.losses.distributed import gather_features, gather_tensor
 from clipflow.losses.heads import LogitScale, MLPHead
 
@@ -37,7 +38,7 @@ class GatheredBatch(NamedTuple):
 
 @LOSSES.register("cl2l")
 class CL2LLoss(ClipflowLoss):
-    """CL2L (algorithms.md §3; clip-rocket ``CL2LLoss``).
+    """CL2L (docs/algorithms.md §3; clip-rocket ``CL2LLoss``).
 
     Global term: CLIP on the clean pair, no label smoothing. View term: CLIP with label
     smoothing between every augmented image view and every augmented text view (num_augs²
@@ -51,6 +52,8 @@ class CL2LLoss(ClipflowLoss):
     ``embed_dim``) and are compared at their own learnable logit scale (init 1/0.1); otherwise
     they are compared as given at the model's ``logit_scale``.
     """
+
+    needs = LossNeeds(embed_dim=True)
 
     def __init__(
         self,
@@ -71,7 +74,7 @@ class CL2LLoss(ClipflowLoss):
         self.scale_factor = 2.0 if loss_avg_or_sum == "sum" else 1.0
         self.separate_proj = separate_proj and num_augs > 0
         if num_augs > 0:
-            self.required_extras = ("image_views", "text_views")
+            self.needs = replace(self.needs, views=num_augs)
         if self.separate_proj:
             if embed_dim is None:
                 raise ValueError("cl2l with separate_proj needs embed_dim (the model's output dim)")

@@ -1,4 +1,4 @@
-"""CLIP's symmetric InfoNCE (algorithms.md §1) and HELIP's hard negative margin loss (§2)."""
+"""CLIP's symmetric InfoNCE (docs/algorithms.md §1) and HELIP's hard negative margin loss (§2)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from clipflow.losses.distributed import gather_features
 class ClipLoss(ClipflowLoss):
     """Symmetric cross-entropy over the (globally gathered) batch, optional label smoothing.
 
-    With ``label_smoothing=0`` it equals ``open_clip.loss.ClipLoss`` (algorithms.md §1);
+    With ``label_smoothing=0`` it equals ``open_clip.loss.ClipLoss`` (docs/algorithms.md §1);
     clip-rocket's recipe uses 0.1.
     """
 
@@ -45,7 +45,7 @@ def hard_negative_margin_loss(
     normalisation: Literal["negatives", "anchors"] = "negatives",
     reference: Literal["batch_min", "own_positive"] = "own_positive",
 ) -> torch.Tensor:
-    """HNML as this project reads the HELIP paper (algorithms.md §2), on raw cosines.
+    """HNML as this project reads the HELIP paper (docs/algorithms.md §2), on raw cosines.
 
     The released HELIP code has no margin loss. The paper's wording, taken literally, asks every
     negative pair to score below the least similar positive pair of the batch,

@@ -1,7 +1,7 @@
 """Multi-process helpers: gather a batch from every rank so a loss sees the global batch.
 
 Like open_clip's ``gather_features`` with ``local_loss=False, gather_with_grad=False``
-(algorithms.md §1), every rank computes the loss on the concatenated global batch and only its
+(docs/algorithms.md §1), every rank computes the loss on the concatenated global batch and only its
 own shard keeps its autograd history. Unlike open_clip, the local shard's gradient is scaled by
 the world size on its way back: every rank's loss equals the global-batch loss L, rank r's
 encoder then receives W·∂L/∂(shard r), and the mean over ranks (DDP or ``average_gradients``)

@@ -1,6 +1,6 @@
 """Trainable modules the CL2L and SSL losses own, and the EMA target the trainer keeps for BYOLIP.
 
-clip-rocket (algorithms.md §3) puts its extra projectors on backbone features; open_clip towers
+clip-rocket (docs/algorithms.md §3) puts its extra projectors on backbone features; open_clip towers
 do not expose those uniformly, so here every head maps the model's L2-normalised ``[B, D]``
 embeddings (clean pair and augmented views). A loss builds its heads in ``loss.heads`` and applies
 them itself; the trainer only optimises ``loss.heads.parameters()`` (see ``clipflow.losses``).

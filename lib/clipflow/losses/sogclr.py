@@ -1,4 +1,4 @@
-"""The SogCLR family: global contrastive losses with per-sample state (algorithms.md §5).
+"""The SogCLR family: global contrastive losses with per-sample state (docs/algorithms.md §5).
 
 State is indexed by dataset id (extra ``ids``, LongTensor [B]) and kept in buffers sized by
 ``num_samples``, so ``state_dict()`` saves and restores it with the checkpoint. Every rank
@@ -18,7 +18,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from clipflow.losses.base import LOSSES, ClipflowLoss, check_choice
+from clipflow.losses.base import LOSSES, ClipflowLoss, LossNeeds, check_choice
 from clipflow.losses.distributed import gather_features, gather_tensor
 
 
@@ -51,7 +51,7 @@ class SogCLRLoss(ClipflowLoss):
     text anchors over images; total = mean image loss + mean text loss.
     """
 
-    required_extras = ("ids",)
+    needs = LossNeeds(dataset_size=True, ids=True)
     #: Whether the positive pair's term exp(d_ii/τ − b_i) = exp(−b_i) is part of g_i.
     include_positive = False
     #: Divide g_i by the B − 1 negatives (SogCLR, iSogCLR) or by all B columns (InfoSogCLR).

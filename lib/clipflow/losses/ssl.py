@@ -9,6 +9,7 @@ embeddings (see ``clipflow.losses.heads``); ``embed_dim`` is the model's output 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import product
 from typing import Literal
 
@@ -152,10 +153,7 @@ class BYOLIPLoss(SiamLIPLoss):
             loss_avg_or_sum,
             separate_proj,
         )
-        target_names = ("target_image_features", "target_text_features")
-        if num_augs > 0:
-            target_names += ("target_image_views", "target_text_views")
-        self.required_extras = (*self.required_extras, *target_names)
+        self.needs = replace(self.needs, momentum_target=momentum)
         self.target_projectors = EMATarget(self._online_projectors(), momentum)
 
     def _online_projectors(self) -> nn.ModuleDict:

@@ -1,10 +1,16 @@
-"""Mining: HELIP hard pairs (algorithms.md §2) from frozen image and text embeddings.
+"""Mining: HELIP hard pairs (docs/algorithms.md §2) from frozen image and text embeddings.
 
 ``embed`` turns (image, caption) pairs into normalised embeddings, ``search`` ranks pairs by
 HELIP's product score with an exact or approximate faiss strategy (:data:`MINING_INDEXES`),
-``helip`` writes and reads HELIP's file formats, ``report`` measures recall and score spread.
+``report`` measures recall and score spread; HELIP's file formats are read and written by
+``clipflow.helip_formats`` (re-exported here).
 """
 
+from clipflow.helip_formats import (
+    read_hard_sample_csv,
+    read_hard_sample_dict,
+    write_helip_outputs,
+)
 from clipflow.mining.embed import (
     embed_pairs,
     embed_shards,
@@ -12,11 +18,6 @@ from clipflow.mining.embed import (
     load_embeddings,
     read_pairs,
     save_embeddings,
-)
-from clipflow.mining.helip import (
-    read_hard_sample_csv,
-    read_hard_sample_dict,
-    write_helip_outputs,
 )
 from clipflow.mining.report import mining_report, plot_score_histogram
 from clipflow.mining.search import (

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from clipflow.data.metadata import read_metadata
+from clipflow.encode import embed_batches
 from clipflow.io import write_npy, write_with
 
 if TYPE_CHECKING:  # torch is imported where it is used, so mining alone starts without it
@@ -50,77 +49,8 @@ def embed_pairs(
         tokens = tokenizer([caption for _, caption in batch]).to(device)
         return model.encode_image(pixels), model.encode_text(tokens)
 
-    image, text = _embed_batches(model, encode, samples, batch_size, total, "embed pairs")
+    image, text = embed_batches(model, encode, samples, batch_size, total, "embed pairs")
     return image, text
-
-
-def embed_texts(
-    model: torch.nn.Module,
-    tokenizer: Callable[[list[str]], torch.Tensor],
-    captions: Sequence[str],
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-) -> np.ndarray:
-    """L2-normalised float32 text embeddings, one row per caption (model put in eval mode)."""
-    (text,) = _embed_batches(
-        model,
-        lambda batch: (model.encode_text(tokenizer(list(batch)).to(device)),),
-        captions,
-        batch_size,
-        len(captions),
-        "embed texts",
-    )
-    return text
-
-
-def embed_images(
-    model: torch.nn.Module,
-    preprocess: Callable[[Image.Image], torch.Tensor],
-    images: Iterable[Image.Image],
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    total: int | None = None,
-) -> np.ndarray:
-    """L2-normalised float32 image embeddings, one row per image (model put in eval mode)."""
-    import torch
-
-    (image,) = _embed_batches(
-        model,
-        lambda batch: (model.encode_image(torch.stack([preprocess(i) for i in batch]).to(device)),),
-        images,
-        batch_size,
-        total,
-        "embed images",
-    )
-    return image
-
-
-def _embed_batches(
-    model: torch.nn.Module,
-    encode: Callable[[list], tuple[torch.Tensor, ...]],
-    items: Iterable,
-    batch_size: int,
-    total: int | None,
-    desc: str,
-) -> tuple[np.ndarray, ...]:
-    """Run ``encode`` over ``items`` in batches; each output stream normalised and stacked."""
-    import torch
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    model.eval()
-    outputs: list[list[torch.Tensor]] = []
-    items = iter(items)
-    with torch.inference_mode(), tqdm(total=total, desc=desc, unit="row") as progress:
-        while batch := list(islice(items, batch_size)):
-            encoded = encode(batch)
-            outputs = outputs or [[] for _ in encoded]
-            for stream, features in zip(outputs, encoded, strict=True):
-                stream.append(torch.nn.functional.normalize(features, dim=-1).float().cpu())
-            progress.update(len(batch))
-    if not outputs:
-        raise ValueError(f"{desc}: nothing to embed")
-    return tuple(torch.cat(stream).numpy() for stream in outputs)
 
 
 def read_pairs(path: str | os.PathLike) -> pd.DataFrame:

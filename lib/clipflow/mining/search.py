@@ -1,6 +1,7 @@
 """HELIP hard pair mining: for every pair, the pairs most similar to it in both modalities.
 
-Score of pairs p, q (algorithms.md §2): ``score(p, q) = cos(img_p, img_q) · cos(txt_p, txt_q)``,
+Score of pairs p, q (docs/algorithms.md §2):
+``score(p, q) = cos(img_p, img_q) · cos(txt_p, txt_q)``,
 with HELIP's near-duplicate rules applied to the cosines first:
 
 - text cosine > 0.995: the pair itself or a caption duplicate; excluded, never a hard pair (the
@@ -44,7 +45,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from clipflow.registry import Registry
 
-# algorithms.md §2, HELIP's hard_pair_mining.py thresholds
+# docs/algorithms.md §2, HELIP's hard_pair_mining.py thresholds
 DUPLICATE_TEXT_COS = 0.995
 NEAR_DUPLICATE_COS = 0.98
 

@@ -1,4 +1,4 @@
-"""Negatives: hard negative captions, CE-CLIP style (algorithms.md §4).
+"""Negatives: hard negative captions, CE-CLIP style (docs/algorithms.md §4).
 
 Generators live in :data:`NEGATIVE_GENERATORS`, each making one CE-CLIP kind of negative
 (``relation``, ``attribute``, ``object``, ``action``) and belonging to one set: importing this

@@ -1,4 +1,5 @@
-"""CE-CLIP negatives for real English captions: spaCy parses, WordNet decides (algorithms.md §4).
+"""CE-CLIP negatives for real English captions: spaCy parses, WordNet decides (docs/algorithms.md
+§4).
 
 Each generator edits one thing of a parsed caption and is registered in the ``english`` set:
 

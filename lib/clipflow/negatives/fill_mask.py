@@ -1,4 +1,4 @@
-"""CE-CLIP's fill-mask step (algorithms.md §4): a masked language model proposes the new word.
+"""CE-CLIP's fill-mask step (docs/algorithms.md §4): a masked language model proposes the new word.
 
 The released CE-CLIP code masks a noun, adjective or verb of the caption and lets RoBERTa fill
 it in. Here the model is loaded from a local path (``negatives.fill_mask.model``; no hub can be

@@ -1,4 +1,4 @@
-"""Hard negative captions (algorithms.md §4): a registry of generators and one entry point.
+"""Hard negative captions (docs/algorithms.md §4): a registry of generators and one entry point.
 
 A generator is a callable ``(caption, rng) -> list[str] | None``: its candidate negatives in
 order of preference, ``[]`` when the caption offers it no valid edit, ``None`` when the caption is

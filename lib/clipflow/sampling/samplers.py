@@ -13,8 +13,8 @@ Samplers that rank samples by similarity name the embeddings they need in
 once, before training, or at the start of every epoch when ``refresh_embeddings`` is true.
 
 - ``random``: a shuffle cut into batches.
-- ``hard_pairs``: HELIP's hard-pair batches (algorithms.md §2).
-- ``similarity_clusters``: SimCLIP's similarity-cluster batches (algorithms.md §6).
+- ``hard_pairs``: HELIP's hard-pair batches (docs/algorithms.md §2).
+- ``similarity_clusters``: SimCLIP's similarity-cluster batches (docs/algorithms.md §6).
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from clipflow.mining.helip import read_hard_sample_csv
+from clipflow.helip_formats import read_hard_sample_csv
 from clipflow.registry import Registry
 
 
 class BatchSampler(Protocol):
     requires_embeddings: str | None
     refresh_embeddings: bool
+    # whether its params name pairs by url index, so the trainer passes ``index_to_position``
+    url_indexed: bool
 
     def __len__(self) -> int: ...
 
@@ -48,6 +50,7 @@ class _EpochBatches:
 
     requires_embeddings: str | None = None
     refresh_embeddings = False
+    url_indexed = False
 
     def __init__(
         self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
@@ -78,9 +81,9 @@ class RandomBatches(_EpochBatches):
 
 @SAMPLERS.register("hard_pairs")
 class HardPairBatches(_EpochBatches):
-    """HELIP's hard-pair batches (algorithms.md §2): ``[a1, h(a1), a2, h(a2), ...]``.
+    """HELIP's hard-pair batches (docs/algorithms.md §2): ``[a1, h(a1), a2, h(a2), ...]``.
 
-    ``hard_pairs`` is HELIP's ``<name>_hard_sample.csv`` (formats/helip/SOURCE.md): per row an
+    ``hard_pairs`` is HELIP's ``<name>_hard_sample.csv`` (docs/formats.md, HELIP): per row an
     anchor's url index, then its hard pairs' url indices, hardest first. ``partners_topk`` (HELIP's
     sampler default 50) is how many of each row's first entries a partner is drawn from.
 
@@ -117,6 +120,8 @@ class HardPairBatches(_EpochBatches):
     ``batch_size`` must be even. Unlike HELIP's sampler this works in a single process too, and
     ranks' shares are disjoint.
     """
+
+    url_indexed = True
 
     def __init__(
         self,
@@ -214,7 +219,7 @@ def _fraction(value: float | str) -> Fraction:
 
 @SAMPLERS.register("similarity_clusters")
 class SimilarityClusterBatches(_EpochBatches):
-    """SimCLIP's similarity-cluster batches (algorithms.md §6, formats/simclip/SOURCE.md).
+    """SimCLIP's similarity-cluster batches (docs/algorithms.md §6, docs/formats.md, SimCLIP).
 
     Each batch is ``S = int(B·p)`` synthesised samples, as n clusters, followed by ``B − S``
     random ones. A cluster is a random pivot not yet selected in this step, then ``m − 1``

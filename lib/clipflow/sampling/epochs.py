@@ -1,7 +1,8 @@
-"""The trainer's side of the sampler protocol (``clipflow.data.samplers``).
+"""Each epoch's batches of a run: its sampler (``clipflow.sampling.samplers``) built for the
+run's dataset and fed the embeddings it ranks by.
 
 A run's batches come from the sampler named in its config. Samplers that rank samples by
-similarity (SimCLIP's clusters, algorithms.md §6) get embeddings of every training row from the
+similarity (SimCLIP's clusters, docs/algorithms.md §6) get embeddings of every training row from the
 model being trained: once before training (kept in the checkpoint directory, so a resumed run
 clusters with the same ones) or, with ``refresh_embeddings``, at the start of every epoch. A run
 resumed mid-epoch replays the batches stored in its checkpoint rather than rebuilding them, since
@@ -10,19 +11,21 @@ the model that would rebuild them has moved on since the epoch began.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from clipflow.data.samplers import SAMPLERS, BatchSampler, build_sampler
 from clipflow.data.shards import PairsDataset
+from clipflow.encode import embed_images, embed_texts
 from clipflow.io import write_npy
-from clipflow.mining.embed import embed_images, embed_texts
 from clipflow.models import ClipBundle
-from clipflow.training.config import TrainConfig
+from clipflow.sampling.samplers import SAMPLERS, BatchSampler, build_sampler
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from clipflow.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 OFFLINE_EMBEDDINGS = "sampler_embeddings.npy"
@@ -37,7 +40,7 @@ def build_run_sampler(
     indices are mapped to dataset positions here (unless the config maps them itself).
     """
     params = dict(cfg.sampler_params)
-    if "index_to_position" in inspect.signature(SAMPLERS.get(cfg.sampler)).parameters:
+    if SAMPLERS.get(cfg.sampler).url_indexed:
         urls = dataset.metadata["index"].astype(int)
         params.setdefault("index_to_position", dict(zip(urls, range(len(urls)), strict=True)))
     return build_sampler(

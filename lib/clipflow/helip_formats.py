@@ -1,12 +1,15 @@
-"""HELIP's hard-pair files, written so its trainer could read them (formats/helip/SOURCE.md).
+"""HELIP's file formats, written so its trainer could read them (docs/formats.md, HELIP).
 
+One neutral home for the three files, so the data, mining and sampling stages share them
+without importing each other:
+
+- ``url_index.json``: ``{url: index}``, the pairs' ``index`` column (``clipflow.data.metadata``)
+  keyed by url; HELIP keeps it as ``url_index/<name>_url_index.json``;
 - ``<name>_hard_sample.csv``: no header, one row per anchor, ``anchor,h1,...,hk`` as url
   indices, hardest first, written by ``csv.writer`` with its default CRLF line ends, as HELIP's
   file has them on Linux (opened with ``newline=""`` so Windows does not double the CR);
 - ``<name>_hard_sample_dict.json``: ``{anchor: [hard indices]}``, which HELIP's README promises
-  but its code never writes; keys are JSON strings, as JSON requires;
-(HELIP's third file, ``url_index/<name>_url_index.json``, is the data stage's: the url index is
-the pairs' ``index`` column, ``clipflow.data.metadata``.)
+  but its code never writes; keys are JSON strings, as JSON requires.
 
 Padding (-1) is not written: an anchor with fewer than k hard pairs gets a shorter row. HELIP's
 sampler treats a short list by drawing a random partner, whereas a -1 would index the last pair.
@@ -21,8 +24,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from clipflow.io import write_json, write_with
+
+
+def url_index(metadata: pd.DataFrame) -> dict[str, int]:
+    """``{url: index}`` of a pairs table (``clipflow.data.metadata``)."""
+    return {url: int(i) for url, i in zip(metadata["url"], metadata["index"], strict=True)}
+
+
+def write_url_index(path: str | os.PathLike, metadata: pd.DataFrame) -> None:
+    write_json(path, url_index(metadata), indent=None)
 
 
 def helip_rows(hard: np.ndarray, anchor_ids: np.ndarray) -> Iterator[list[int]]:
