@@ -50,7 +50,7 @@ def finished_workflow(tmp_path):
 
 def test_model_lost_to_a_failed_retrain_is_trained_again(finished_workflow):
     # a forced retrain that failed: snakemake removed the job's outputs, the rest is up to date
-    (finished_workflow / RESULTS / "runs" / "sogclr" / "model_final.pt").unlink()
+    (finished_workflow / RESULTS / "runs" / "sogclr" / "seed0" / "model_final.pt").unlink()
     plan = snakemake(finished_workflow, "-n")
     assert "Nothing to be done" not in plan.stdout
     assert re.search(r"^train\s+1$", plan.stdout, re.M), plan.stdout[-3000:]
@@ -66,7 +66,7 @@ def _mark_incomplete(workdir: Path, key: str) -> None:
 def test_second_process_gets_the_lock_message(finished_workflow):
     # what a first `snakemake` leaves while its train job of run clip is writing the outputs:
     # its locks, and the job's outputs marked incomplete (persistence/file.py's formats)
-    outputs = [f"{RESULTS}/runs/clip/{name}" for name in ("model_final.pt", "train_log.csv")]
+    outputs = [f"{RESULTS}/runs/clip/seed0/{name}" for name in ("model_final.pt", "train_log.csv")]
     locks = finished_workflow / ".snakemake" / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     (locks / "0.output.lock").write_text("\n".join(outputs) + "\n")

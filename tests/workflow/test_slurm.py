@@ -263,7 +263,7 @@ def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
         extra = shlex.split(os.environ["CLIPFLOW_SLURM_WORKFLOW_ARGS"])
     start = _now()
     results = tmp_path / "results" / RUN_NAME
-    signal_thread = TimeLimitSignal(results / "checkpoints" / "clip" / "latest.pt")
+    signal_thread = TimeLimitSignal(results / "checkpoints" / "clip" / "seed0" / "latest.pt")
     signal_thread.start()
 
     rc, output = run_snakemake(tmp_path, ["all"], WORKFLOW_TIMEOUT_S, extra)
@@ -297,10 +297,10 @@ def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
         "COMPLETED",
     ], attempts
     assert f"{job}.0|COMPLETED|2" in attempts, attempts
-    train_log = (results / "logs" / "train" / "clip.log").read_text()
+    train_log = (results / "logs" / "train" / "clip" / "seed0.log").read_text()
     resumed = re.findall(r"resumed from \S+latest.pt at epoch (\d+) step (\d+)", train_log)
     assert len(resumed) == 2 and resumed[0] == resumed[1], train_log  # both ranks, same step
-    steps = [int(line.split(",")[1]) for line in (results / "runs" / "clip" / "train_log.csv")
+    steps = [int(line.split(",")[1]) for line in (results / "runs" / "clip" / "seed0" / "train_log.csv")
              .read_text().splitlines()[1:]]  # fmt: skip
     assert steps == list(range(1, len(steps) + 1)) and len(steps) == 3 * (600 // 128), steps
 

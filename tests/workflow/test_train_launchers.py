@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import PYTHON, REPO
 
-TARGET = "results/default/runs/clip/model_final.pt"
+TARGET = "results/default/runs/clip/seed0/model_final.pt"
 
 
 def _plan(config: str, folder: Path) -> str:
@@ -62,7 +62,7 @@ def test_submitit_launcher_passes_the_job_shape_per_node(tmp_path: Path) -> None
     words = shlex.split(command.removeprefix("Shell command: ").split(">")[0])
     options = json.loads(words[words.index("--submitit-options") + 1])
     assert options == {
-        "folder": "results/default/checkpoints/clip/submitit",
+        "folder": "results/default/checkpoints/clip/seed0/submitit",
         "timeout_min": 240,
         "nodes": 2,
         "tasks_per_node": 4,
