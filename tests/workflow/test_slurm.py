@@ -300,8 +300,8 @@ def test_workflow_runs_on_slurm(slurm_cluster, tmp_path):
     train_log = (results / "logs" / "train" / "clip" / "seed0.log").read_text()
     resumed = re.findall(r"resumed from \S+latest.pt at epoch (\d+) step (\d+)", train_log)
     assert len(resumed) == 2 and resumed[0] == resumed[1], train_log  # both ranks, same step
-    steps = [int(line.split(",")[1]) for line in (results / "runs" / "clip" / "seed0" / "train_log.csv")
-             .read_text().splitlines()[1:]]  # fmt: skip
+    train_csv = results / "runs" / "clip" / "seed0" / "train_log.csv"
+    steps = [int(line.split(",")[1]) for line in train_csv.read_text().splitlines()[1:]]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) == 3 * (600 // 128), steps
 
 
