@@ -170,6 +170,27 @@ def slurm_resources(family):
     return {key: chosen[key] for key in keys if key in chosen}
 
 
+def rule_resources(family, gpus=False):
+    """A rule family's resources over those of `resources.default`: its SLURM settings, memory
+    and runtime, and with `gpus` its GPU count."""
+    chosen = {
+        **slurm_resources(family),
+        "mem_mb": resource(family, "mem_mb"),
+        "runtime": resource(family, "runtime"),
+    }
+    if gpus:
+        chosen["gpu"] = resource(family, "gpus")
+    return chosen
+
+
+def reported(path, stage, caption, **annotations):
+    """`path` shown by `snakemake --report` in the category of its workflow `stage`, with
+    report/<caption>.rst as its caption (`annotations`: subcategory, labels)."""
+    return report(
+        path, caption=f"../report/{caption}.rst", category=stage, **annotations
+    )
+
+
 def training_tasks():
     return resource("train", "tasks")
 
@@ -220,15 +241,22 @@ def submitit_options(wildcards):
     return json.dumps(options, sort_keys=True)
 
 
-def ingest_arguments():
-    """`--images-root`/`--max-pairs` of a real source where `data` sets them, shell-quoted."""
+def download_arguments(wildcards, input):
+    """What the `download` rule's script reads: the synthetic data's manifest, or a registered
+    source's format, file and `--images-root`/`--max-pairs` where `data` sets them."""
+    if config["data"]["source"] == "synthetic":
+        return f"--manifest {shlex.quote(input.manifest)}"
+    source = f"--source {shlex.quote(config['data']['source'])} --path {shlex.quote(input.source)}"
     return " ".join(
-        f"{flag} {shlex.quote(str(config['data'][key]))}"
-        for flag, key in (
-            ("--images-root", "images_root"),
-            ("--max-pairs", "max_pairs"),
-        )
-        if config["data"].get(key) is not None
+        [source]
+        + [
+            f"{flag} {shlex.quote(str(config['data'][key]))}"
+            for flag, key in (
+                ("--images-root", "images_root"),
+                ("--max-pairs", "max_pairs"),
+            )
+            if config["data"].get(key) is not None
+        ]
     )
 
 
@@ -400,6 +428,16 @@ def training_targets():
     retried, rather than skipped because the evaluations and report of the old model exist.
     Called in the Snakefile, once rules/train.smk has defined the rule."""
     return expand(list(rules.train.output), run_name=RUNS)
+
+
+def stage_figures():
+    """The report's figure of each stage the runs use: the negatives table where a run trains
+    on negatives, the hard-pairs grid of each mining directory a run samples from."""
+    sampling = [i for i in RUNS if run_settings(i).get("sampler") == "hard_pairs"]
+    figures = sorted({f"{RESULTS}/{mining_dir(i)}/hard_pairs.png" for i in sampling})
+    if any(run_settings(i).get("negatives") for i in RUNS):
+        figures.append(f"{RESULTS}/negatives/examples.csv")
+    return figures
 
 
 def refuse_a_second_process():
