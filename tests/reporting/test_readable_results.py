@@ -62,8 +62,9 @@ def test_headline_table_leads_summary_and_equals_the_per_seed_jsons(tmp_path: Pa
         r = runs.index(row[0])
         assert row[1] == str(len(SEEDS))
         for b, cell in enumerate(row[2:]):
-            values = [100 * acc1(r, b, seed, "final") for seed in SEEDS]
-            assert cell == f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+            values = [acc1(r, b, seed, "final") for seed in SEEDS]
+            mean, std = statistics.mean(values), statistics.stdev(values)
+            assert cell == f"{100 * mean:.2f} ± {100 * std:.2f}"
     # the full table keeps every metric and checkpoint
     assert "acc5" in full and "final-init" in full and "acc5" not in headline
 
