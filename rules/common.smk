@@ -171,8 +171,8 @@ def slurm_resources(family):
 
 
 def rule_resources(family, gpus=False):
-    """A rule family's resources over those of `resources.default`: its SLURM settings, memory
-    and runtime, and with `gpus` its GPU count."""
+    """The resources of a family of rules, over those of `resources.default`: SLURM
+    settings, memory and runtime, and with `gpus` its GPU count."""
     chosen = {
         **slurm_resources(family),
         "mem_mb": resource(family, "mem_mb"),
@@ -242,7 +242,7 @@ def submitit_options(wildcards):
 
 
 def download_arguments(wildcards, input):
-    """What the `download` rule's script reads: the synthetic data's manifest, or a registered
+    """The arguments of the `download` script: the synthetic data's manifest, or a registered
     source's format, file and `--images-root`/`--max-pairs` where `data` sets them."""
     if config["data"]["source"] == "synthetic":
         return f"--manifest {shlex.quote(input.manifest)}"
