@@ -448,13 +448,20 @@ def refuse_a_second_process():
     advise `--rerun-incomplete`, which would rerun them under the running process. The check
     runs where the DAG is built, in the main process only (job processes that a cluster
     executor starts re-read this file while the main process holds the lock); dry runs and
-    `--nolock` keep snakemake's own behaviour.
+    `--nolock` keep snakemake's own behaviour, and so does `--report`.
     """
     build_dag = workflow._build_dag
 
     def build_dag_if_unlocked():
         main_process = not (workflow.remote_exec or workflow.subprocess_exec)
-        if main_process and workflow.execution_settings.lock and not workflow.dryrun:
+        # `--report` and `--lint` build the DAG without execution settings and never run a job
+        executing = workflow.execution_settings is not None
+        if (
+            main_process
+            and executing
+            and workflow.execution_settings.lock
+            and not workflow.dryrun
+        ):
             locked = (key for _, key in workflow.persistence._read_locks())
             if any(key.startswith(f"{RESULTS}/") for key in locked):
                 raise LockException()

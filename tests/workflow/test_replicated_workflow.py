@@ -231,28 +231,35 @@ def test_claims_experiment_dry_runs_every_replicate(tmp_path: Path) -> None:
 
 CHROMIUM = shutil.which("chromium")
 STAGES = ["download", "negatives", "mining", "training", "evaluation", "claims"]
-# Appended to a copy of the report: once the report's app has rendered, open the evaluation
-# category and show comparison.png, as a click on its menu entry does.
+# Appended to a copy of the report: once the report's app has rendered, list the evaluation
+# results that have no subcategory and show comparison.png, as clicks on the menu do.
 SHOW_COMPARISON = """
 <script>
 window.addEventListener("load", () => setTimeout(() => {
     const path = Object.keys(results).find((name) => name.endsWith("plots/comparison.png"));
-    app.showCategory("evaluation");
-    app.setView({content: "img", contentPath: results[path].data_uri, resultPath: path});
+    app.setView({
+        navbarMode: "subcategory",
+        category: "evaluation",
+        subcategory: "Other",
+        content: "img",
+        contentPath: results[path].data_uri,
+    });
 }, 100));
 </script>
 """
 
 
-def rendered_dom(page: Path, profile: Path) -> str:
-    """``page``'s DOM after its JavaScript ran, as headless Chromium serialises it."""
+def rendered_app(page: Path, profile: Path) -> str:
+    """What the report's app rendered into the ``#app`` element of ``page`` once its JavaScript
+    ran (the scripts after the element left out), as headless Chromium serialises the DOM."""
     flags = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
     flags += " --disable-background-networking --disable-component-update --disable-sync"
     command = [CHROMIUM, *flags.split(), f"--user-data-dir={profile}"]
     command += ["--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
     dump = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert dump.returncode == 0, dump.stderr[-3000:]
-    return dump.stdout
+    app = dump.stdout.partition('<div id="app">')[2]
+    return app.partition("<script")[0]
 
 
 @pytest.mark.skipif(
@@ -271,17 +278,19 @@ def test_report_shows_every_stage_and_the_results_in_a_browser(results: Path, tm
     )
     assert report.returncode == 0, report.stderr[-5000:]
     page = workdir / "report.html"
-    menu = rendered_dom(page, tmp_path / "profile")
+    menu = rendered_app(page, tmp_path / "profile")
     # the app rendered (the static page has only an empty #app) with the workflow description
     # and a menu entry per stage
     assert "hard negative captions per caption" in menu
     for stage in STAGES:
         assert re.search(rf">\s*{stage}\s*<", menu), stage
+    html, end = page.read_text().rsplit("</body>", 1)  # the last: scripts quote the tag too
     shown = tmp_path / "shown.html"
-    shown.write_text(page.read_text().replace("</body>", f"{SHOW_COMPARISON}</body>"))
-    evaluation = rendered_dom(shown, tmp_path / "profile")
-    for name in ("summary.csv", "comparison.png", "compositional.png", "published.csv"):
+    shown.write_text(f"{html}{SHOW_COMPARISON}</body>{end}")
+    evaluation = rendered_app(shown, tmp_path / "profile")
+    for name in ("summary.csv", "comparison.png", "summary_per_seed.csv", "published.csv"):
         assert name in evaluation, name
-    images = re.findall(r'<img[^>]*src="(data:image/png;base64,[^"]+)"', evaluation)
+    # the image shown is comparison.png itself, embedded in the page
+    images = re.findall(r'<img src="data:image/png;[^"]*base64,([^"]+)"', evaluation)
     comparison = (results / "plots" / "comparison.png").read_bytes()
-    assert f"data:image/png;base64,{base64.b64encode(comparison).decode()}" in images
+    assert base64.b64encode(comparison).decode() in images
