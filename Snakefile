@@ -6,6 +6,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/metadata.smk"
@@ -18,8 +21,10 @@ include: "rules/report.smk"
 
 rule all:
     default_target: True
-    # negatives and hard pairs come in through the runs that train on them (CE-CLIP, HELIP)
+    # negatives and hard pairs come in through the runs that train on them (CE-CLIP, HELIP),
+    # and so do their report figures
     input:
         rules.download.output.stats,
         training_targets(),
         rules.report.output,
+        stage_figures(),

@@ -170,6 +170,27 @@ def slurm_resources(family):
     return {key: chosen[key] for key in keys if key in chosen}
 
 
+def rule_resources(family, gpus=False):
+    """The resources of a family of rules, over those of `resources.default`: SLURM
+    settings, memory and runtime, and with `gpus` its GPU count."""
+    chosen = {
+        **slurm_resources(family),
+        "mem_mb": resource(family, "mem_mb"),
+        "runtime": resource(family, "runtime"),
+    }
+    if gpus:
+        chosen["gpu"] = resource(family, "gpus")
+    return chosen
+
+
+def reported(path, stage, caption, **annotations):
+    """`path` shown by `snakemake --report` in the category of its workflow `stage`, with
+    report/<caption>.rst as its caption (`annotations`: subcategory, labels)."""
+    return report(
+        path, caption=f"../report/{caption}.rst", category=stage, **annotations
+    )
+
+
 def training_tasks():
     return resource("train", "tasks")
 
@@ -220,15 +241,22 @@ def submitit_options(wildcards):
     return json.dumps(options, sort_keys=True)
 
 
-def ingest_arguments():
-    """`--images-root`/`--max-pairs` of a real source where `data` sets them, shell-quoted."""
+def download_arguments(wildcards, input):
+    """The arguments of the `download` script: the synthetic data's manifest, or a registered
+    source's format, file and `--images-root`/`--max-pairs` where `data` sets them."""
+    if config["data"]["source"] == "synthetic":
+        return f"--manifest {shlex.quote(input.manifest)}"
+    source = f"--source {shlex.quote(config['data']['source'])} --path {shlex.quote(input.source)}"
     return " ".join(
-        f"{flag} {shlex.quote(str(config['data'][key]))}"
-        for flag, key in (
-            ("--images-root", "images_root"),
-            ("--max-pairs", "max_pairs"),
-        )
-        if config["data"].get(key) is not None
+        [source]
+        + [
+            f"{flag} {shlex.quote(str(config['data'][key]))}"
+            for flag, key in (
+                ("--images-root", "images_root"),
+                ("--max-pairs", "max_pairs"),
+            )
+            if config["data"].get(key) is not None
+        ]
     )
 
 
@@ -402,6 +430,16 @@ def training_targets():
     return expand(list(rules.train.output), run_name=RUNS)
 
 
+def stage_figures():
+    """The report's figure of each stage the runs use: the negatives table where a run trains
+    on negatives, the hard-pairs grid of each mining directory a run samples from."""
+    sampling = [i for i in RUNS if run_settings(i).get("sampler") == "hard_pairs"]
+    figures = sorted({f"{RESULTS}/{mining_dir(i)}/hard_pairs.png" for i in sampling})
+    if any(run_settings(i).get("negatives") for i in RUNS):
+        figures.append(f"{RESULTS}/negatives/examples.csv")
+    return figures
+
+
 def refuse_a_second_process():
     """A second snakemake process on this experiment stops with snakemake's lock message.
 
@@ -410,13 +448,20 @@ def refuse_a_second_process():
     advise `--rerun-incomplete`, which would rerun them under the running process. The check
     runs where the DAG is built, in the main process only (job processes that a cluster
     executor starts re-read this file while the main process holds the lock); dry runs and
-    `--nolock` keep snakemake's own behaviour.
+    `--nolock` keep snakemake's own behaviour, and so does `--report`.
     """
     build_dag = workflow._build_dag
 
     def build_dag_if_unlocked():
         main_process = not (workflow.remote_exec or workflow.subprocess_exec)
-        if main_process and workflow.execution_settings.lock and not workflow.dryrun:
+        # `--report` and `--lint` build the DAG without execution settings and never run a job
+        executing = workflow.execution_settings is not None
+        if (
+            main_process
+            and executing
+            and workflow.execution_settings.lock
+            and not workflow.dryrun
+        ):
             locked = (key for _, key in workflow.persistence._read_locks())
             if any(key.startswith(f"{RESULTS}/") for key in locked):
                 raise LockException()

@@ -8,11 +8,12 @@ DOWNLOAD_OUTPUTS = {
     "stats": f"{RESULTS}/download/stats.json",
     "bad_rows": f"{RESULTS}/download/bad_rows.csv",
     "report": f"{RESULTS}/download/report.md",
-    "plot": f"{RESULTS}/download/report.png",
+    "plot": reported(f"{RESULTS}/download/report.png", "download", "download"),
 }
+SYNTHETIC = config["data"]["source"] == "synthetic"
 
 
-if config["data"]["source"] == "synthetic":
+if SYNTHETIC:
 
     rule synthesize_dataset:
         output:
@@ -24,9 +25,7 @@ if config["data"]["source"] == "synthetic":
         conda:
             "../envs/data.yaml"
         resources:
-            **slurm_resources("default"),
-            mem_mb=resource("default", "mem_mb"),
-            runtime=resource("default", "runtime"),
+            **rule_resources("default"),
         params:
             script=script("synthesize_dataset.py"),
             settings=config["data"]["synthetic"],
@@ -38,56 +37,31 @@ if config["data"]["source"] == "synthetic":
             " --num-broken-urls {params.settings[num_broken_urls]}"
             " --num-corrupt-images {params.settings[num_corrupt_images]} > {log:q} 2>&1"
 
-    rule download:
-        input:
-            manifest=rules.synthesize_dataset.output.manifest,
-        output:
-            **DOWNLOAD_OUTPUTS,
-        log:
-            f"{RESULTS}/logs/download.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/download.tsv"
-        conda:
-            "../envs/data.yaml"
-        threads: config["data"]["download"]["processes_count"]
-        resources:
-            **slurm_resources("default"),
-            mem_mb=resource("default", "mem_mb"),
-            runtime=resource("default", "runtime"),
-        params:
-            script=script("download.py"),
-            options=json.dumps(config["data"]["download"], sort_keys=True),
-        shell:
-            "python {params.script:q} --manifest {input.manifest:q}"
-            " --url-list {output.url_list:q} --output-folder {output.shards:q}"
-            " --stats {output.stats:q} --bad-rows {output.bad_rows:q} --report {output.report:q}"
-            " --plot {output.plot:q} --options {params.options:q} > {log:q} 2>&1"
 
-else:
-
-    rule download:
-        input:
-            source=config["data"]["path"],
-        output:
-            **DOWNLOAD_OUTPUTS,
-        log:
-            f"{RESULTS}/logs/download.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/download.tsv"
-        conda:
-            "../envs/data.yaml"
-        threads: config["data"]["download"]["processes_count"]
-        resources:
-            **slurm_resources("default"),
-            mem_mb=resource("default", "mem_mb"),
-            runtime=resource("default", "runtime"),
-        params:
-            script=script("ingest.py"),
-            source=config["data"]["source"],
-            optional=ingest_arguments(),
-            options=json.dumps(config["data"]["download"], sort_keys=True),
-        shell:
-            "python {params.script:q} --source {params.source:q} --path {input.source:q}"
-            " {params.optional} --url-list {output.url_list:q} --output-folder {output.shards:q}"
-            " --stats {output.stats:q} --bad-rows {output.bad_rows:q} --report {output.report:q}"
-            " --plot {output.plot:q} --options {params.options:q} > {log:q} 2>&1"
+rule download:
+    input:
+        **(
+            {"manifest": rules.synthesize_dataset.output.manifest}
+            if SYNTHETIC
+            else {"source": config["data"]["path"]}
+        ),
+    output:
+        **DOWNLOAD_OUTPUTS,
+    log:
+        f"{RESULTS}/logs/download.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: config["data"]["download"]["processes_count"]
+    resources:
+        **rule_resources("default"),
+    params:
+        script=script("download.py" if SYNTHETIC else "ingest.py"),
+        source=download_arguments,
+        options=json.dumps(config["data"]["download"], sort_keys=True),
+    shell:
+        "python {params.script:q} {params.source}"
+        " --url-list {output.url_list:q} --output-folder {output.shards:q}"
+        " --stats {output.stats:q} --bad-rows {output.bad_rows:q} --report {output.report:q}"
+        " --plot {output.plot:q} --options {params.options:q} > {log:q} 2>&1"

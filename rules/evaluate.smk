@@ -8,9 +8,7 @@ rule synthesize_benchmarks:
     conda:
         "../envs/data.yaml"
     resources:
-        **slurm_resources("default"),
-        mem_mb=resource("default", "mem_mb"),
-        runtime=resource("default", "runtime"),
+        **rule_resources("default"),
     params:
         script=script("synthesize_benchmarks.py"),
         output_dir=lambda wildcards, output: Path(output.roots[0]).parent,
@@ -41,9 +39,7 @@ rule evaluate:
         "../envs/evaluate.yaml"
     threads: resource("default", "threads")
     resources:
-        **slurm_resources("default"),
-        mem_mb=resource("default", "mem_mb"),
-        runtime=resource("default", "runtime"),
+        **rule_resources("default"),
     params:
         script=script("evaluate.py"),
         kind=lambda wildcards: BENCHMARKS[wildcards.benchmark]["kind"],

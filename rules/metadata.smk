@@ -11,9 +11,7 @@ rule build_metadata:
     conda:
         "../envs/data.yaml"
     resources:
-        **slurm_resources("default"),
-        mem_mb=resource("default", "mem_mb"),
-        runtime=resource("default", "runtime"),
+        **rule_resources("default"),
     params:
         script=script("build_metadata.py"),
     shell:

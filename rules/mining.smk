@@ -19,10 +19,7 @@ rule embed_pairs:
         "../envs/mining.yaml"
     threads: resource("train", "threads")
     resources:
-        **slurm_resources("train"),
-        mem_mb=resource("train", "mem_mb"),
-        runtime=resource("train", "runtime"),
-        gpu=resource("train", "gpus"),
+        **rule_resources("train", gpus=True),
     params:
         script=script("embed_pairs.py"),
         model=lambda wildcards: mining_encoder(wildcards.mining_dir)[0],
@@ -41,7 +38,12 @@ rule mine_hard_pairs:
         pairs=f"{MINING}/{DATASET_NAME}_hard_sample.csv",
         pairs_dict=f"{MINING}/{DATASET_NAME}_hard_sample_dict.json",
         report=f"{MINING}/mining_report.json",
-        plot=f"{MINING}/score_histogram.png",
+        plot=reported(
+            f"{MINING}/score_histogram.png",
+            "mining",
+            "mining_scores",
+            subcategory="{mining_dir}",
+        ),
     log:
         f"{RESULTS}/logs/{{mining_dir}}/mine_hard_pairs.log",
     benchmark:
@@ -52,10 +54,7 @@ rule mine_hard_pairs:
         "../envs/mining.yaml"
     threads: resource("mining", "threads")
     resources:
-        **slurm_resources("mining"),
-        mem_mb=resource("mining", "mem_mb"),
-        runtime=resource("mining", "runtime"),
-        gpu=resource("mining", "gpus"),
+        **rule_resources("mining", gpus=True),
     params:
         script=script("mine_hard_pairs.py"),
         topk=config["mining"]["topk"],
@@ -71,3 +70,29 @@ rule mine_hard_pairs:
         " --dataset-name {params.dataset_name:q}"
         " --output-csv {output.pairs:q} --output-dict {output.pairs_dict:q}"
         " --output-report {output.report:q} --output-plot {output.plot:q} > {log:q} 2>&1"
+
+
+rule plot_hard_pairs:
+    input:
+        hard_pairs=rules.mine_hard_pairs.output.pairs,
+        pairs=rules.build_metadata.output.pairs,
+        shards=rules.download.output.shards,
+    output:
+        plot=reported(
+            f"{MINING}/hard_pairs.png",
+            "mining",
+            "mining_pairs",
+            subcategory="{mining_dir}",
+        ),
+    log:
+        f"{RESULTS}/logs/{{mining_dir}}/plot_hard_pairs.log",
+    wildcard_constraints:
+        mining_dir="|".join(MINING_DIRS),
+    localrule: True
+    conda:
+        "../envs/mining.yaml"
+    params:
+        script=script("plot_hard_pairs.py"),
+    shell:
+        "python {params.script:q} --hard-pairs {input.hard_pairs:q} --pairs {input.pairs:q}"
+        " --shards {input.shards:q} --output {output.plot:q} > {log:q} 2>&1"

@@ -12,9 +12,7 @@ rule negatives:
         "../envs/negatives.yaml"
     threads: config["negatives"]["n_process"]
     resources:
-        **slurm_resources("default"),
-        mem_mb=resource("default", "mem_mb"),
-        runtime=resource("default", "runtime"),
+        **rule_resources("default"),
     params:
         script=script("generate_negatives.py"),
         per_caption=config["negatives"]["per_caption"],
@@ -31,3 +29,22 @@ rule negatives:
         " --batch-size {params.batch_size} --fill-mask-model={params.fill_mask_model:q}"
         " --fill-mask-top-k {params.fill_mask_top_k}"
         " --output {output.negatives:q} --report {output.report:q} > {log:q} 2>&1"
+
+
+rule negatives_table:
+    input:
+        negatives=rules.negatives.output.negatives,
+    output:
+        table=reported(
+            f"{RESULTS}/negatives/examples.csv", "negatives", "negatives_examples"
+        ),
+    log:
+        f"{RESULTS}/logs/negatives_table.log",
+    localrule: True
+    conda:
+        "../envs/negatives.yaml"
+    params:
+        script=script("negatives_table.py"),
+    shell:
+        "python {params.script:q} --negatives {input.negatives:q} --output {output.table:q}"
+        " > {log:q} 2>&1"

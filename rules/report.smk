@@ -3,26 +3,48 @@ rule report:
         results=evaluation_results(),
         train_logs=expand(f"{RESULTS}/runs/{{run_name}}/train_log.csv", run_name=RUNS),
     output:
-        csv=f"{RESULTS}/tables/summary.csv",
+        csv=reported(f"{RESULTS}/tables/summary.csv", "evaluation", "summary"),
         markdown=f"{RESULTS}/tables/summary.md",
         latex=f"{RESULTS}/tables/summary.tex",
-        loss_plot=f"{RESULTS}/plots/loss_curves.png",
-        benchmark_plots=expand(
-            f"{RESULTS}/plots/{{benchmark}}.png", benchmark=BENCHMARKS
+        loss_plot=reported(
+            f"{RESULTS}/plots/loss_curves.png", "training", "loss_curves"
         ),
-        comparison_plot=f"{RESULTS}/plots/comparison.png",
-        published=multiext(f"{RESULTS}/tables/published", ".csv", ".md", ".tex"),
+        benchmark_plots=reported(
+            expand(f"{RESULTS}/plots/{{benchmark}}.png", benchmark=BENCHMARKS),
+            "evaluation",
+            "benchmark",
+            subcategory="per benchmark",
+        ),
+        comparison_plot=reported(
+            f"{RESULTS}/plots/comparison.png", "evaluation", "comparison"
+        ),
+        published=[
+            reported(f"{RESULTS}/tables/published.csv", "evaluation", "published"),
+            *multiext(f"{RESULTS}/tables/published", ".md", ".tex"),
+        ],
         paper=(
-            multiext(f"{RESULTS}/tables/paper", ".csv", ".md", ".tex")
+            [
+                reported(f"{RESULTS}/tables/paper.csv", "evaluation", "paper"),
+                *multiext(f"{RESULTS}/tables/paper", ".md", ".tex"),
+            ]
             if PAPER_TABLE
             else []
         ),
         claims=(
-            multiext(f"{RESULTS}/tables/claims", ".csv", ".md")
+            [
+                reported(f"{RESULTS}/tables/claims.csv", "claims", "claims"),
+                f"{RESULTS}/tables/claims.md",
+            ]
             if config["claims"]
             else []
         ),
-        per_seed=(f"{RESULTS}/tables/summary_per_seed.csv" if SEEDS != [None] else []),
+        per_seed=(
+            reported(
+                f"{RESULTS}/tables/summary_per_seed.csv", "evaluation", "per_seed"
+            )
+            if SEEDS != [None]
+            else []
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -30,9 +52,7 @@ rule report:
     conda:
         "../envs/report.yaml"
     resources:
-        **slurm_resources("default"),
-        mem_mb=resource("default", "mem_mb"),
-        runtime=resource("default", "runtime"),
+        **rule_resources("default"),
     params:
         script=script("report.py"),
         tables_dir=lambda wildcards, output: Path(output.csv).parent,

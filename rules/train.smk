@@ -24,11 +24,8 @@ rule train:
     # the local scheduler counts every rank's threads; SLURM gets cpus_per_task per rank
     threads: resource("train", "threads") * training_tasks()
     resources:
-        **slurm_resources("train"),
+        **rule_resources("train", gpus=True),
         **training_launch_resources(),
-        mem_mb=resource("train", "mem_mb"),
-        runtime=resource("train", "runtime"),
-        gpu=resource("train", "gpus"),
     params:
         script=script("train.py"),
         launch=(

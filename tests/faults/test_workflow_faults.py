@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import PYTHON, REPO
 
 pytestmark = pytest.mark.slow
-WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs"]
+WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs", "report"]
 RESULTS = "results/default_tiny"
 
 

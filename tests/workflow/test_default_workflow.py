@@ -18,14 +18,16 @@ from clipflow.models import load_checkpoint
 from tests.conftest import PYTHON, REPO
 
 pytestmark = pytest.mark.slow
-WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs"]
+WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs", "report"]
 STAGES = {
     "synthesize_dataset",
     "download",
     "build_metadata",
     "negatives",
+    "negatives_table",
     "embed_pairs",
     "mine_hard_pairs",
+    "plot_hard_pairs",
     "train",
     "synthesize_benchmarks",
     "evaluate",

@@ -28,11 +28,12 @@ PLACEHOLDER = "tests/workflow/recipes/placeholder.pt"  # named by the paths file
 BASE_JOBS = {"download": 1, "build_metadata": 1, "train": 0, "evaluate": 0, "report": 1}
 # recipe -> its dry run's jobs: a train job per run (none of the default config's 13), an evaluate
 # job per benchmark and checkpoint (the runs' shared starting point once, then each run), mining
-# for HELIP, negatives for CE-CLIP
+# for HELIP, negatives for CE-CLIP (each with its report figure)
+MINING = {"embed_pairs": 1, "mine_hard_pairs": 1, "plot_hard_pairs": 1}
 RECIPES = {
-    "helip_cc3m": {"train": 2, "evaluate": 3 * 5, "embed_pairs": 1, "mine_hard_pairs": 1},
+    "helip_cc3m": {"train": 2, "evaluate": 3 * 5, **MINING},
     "clip_rocket_cl2l_cc3m": {"train": 6, "evaluate": 7 * 3},
-    "ce_clip_coco": {"train": 2, "evaluate": 3 * 7, "negatives": 1},
+    "ce_clip_coco": {"train": 2, "evaluate": 3 * 7, "negatives": 1, "negatives_table": 1},
     "isogclr_cc3m100k": {"train": 5, "evaluate": 6 * 2},
     "simclip_coco": {"train": 3, "evaluate": 4 * 2},
 }

@@ -4,8 +4,11 @@ equal a recomputation from the per-seed result JSONs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -29,7 +32,10 @@ STAGE_TWO = ["clip_continued", "ce_clip", "helip"]
 RUNS = ["clip", *STAGE_TWO]
 BENCHMARKS = {
     "retrieval": {"kind": "coco_retrieval", "options": {"annotation": "dataset_synthetic.json"}},
-    "compositional": {"kind": "sugarcrepe"},
+    "compositional": {
+        "kind": "sugarcrepe",
+        "options": {"subsets": ["replace_att", "swap_att", "replace_rel", "swap_obj"]},
+    },
 }
 CLAIMS = [
     {
@@ -167,6 +173,14 @@ def test_summary_holds_mean_std_and_n_over_seeds(results: Path) -> None:
             assert final.loc[run, f"{column} std"] == pytest.approx(statistics.stdev(values))
     markdown = (results / "tables" / "summary.md").read_text()
     assert "±" in markdown and "| n " in markdown.replace("|   n", "| n ")
+    # the headline table leads: a row per run, each benchmark's headline mean ± std in percent
+    headline = markdown.split("## All metrics")[0]
+    for run in RUNS:
+        row = next(line for line in headline.splitlines() if line.startswith(f"| {run} "))
+        for benchmark in columns:
+            values = per_seed(results, run, benchmark)
+            cell = f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+            assert f"| {cell} " in row, (run, benchmark, row)
 
 
 def test_claims_equal_a_paired_recomputation(results: Path) -> None:
@@ -213,3 +227,70 @@ def test_claims_experiment_dry_runs_every_replicate(tmp_path: Path) -> None:
     jobs = planned_jobs(plan.stdout)
     assert (jobs["train"], jobs["embed_pairs"], jobs["mine_hard_pairs"]) == (15, 3, 3)
     assert jobs["evaluate"] == (15 + 3 * 2) * 2
+
+
+CHROMIUM = shutil.which("chromium")
+STAGES = ["download", "negatives", "mining", "training", "evaluation", "claims"]
+# Appended to a copy of the report: once the report's app has rendered, list the evaluation
+# results that have no subcategory and show comparison.png, as clicks on the menu do.
+SHOW_COMPARISON = """
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+    const path = Object.keys(results).find((name) => name.endsWith("plots/comparison.png"));
+    app.setView({
+        navbarMode: "subcategory",
+        category: "evaluation",
+        subcategory: "Other",
+        content: "img",
+        contentPath: results[path].data_uri,
+    });
+}, 100));
+</script>
+"""
+
+
+def rendered_app(page: Path, profile: Path) -> str:
+    """What the report's app rendered into the ``#app`` element of ``page`` once its JavaScript
+    ran (the scripts after the element left out), as headless Chromium serialises the DOM."""
+    flags = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
+    flags += " --disable-background-networking --disable-component-update --disable-sync"
+    command = [CHROMIUM, *flags.split(), f"--user-data-dir={profile}"]
+    command += ["--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+    dump = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert dump.returncode == 0, dump.stderr[-3000:]
+    app = dump.stdout.partition('<div id="app">')[2]
+    return app.partition("<script")[0]
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it in CI)",
+)
+def test_report_shows_every_stage_and_the_results_in_a_browser(results: Path, tmp_path) -> None:
+    assert CHROMIUM is not None, "CI must install chromium (.ci/run)"
+    workdir = results.parents[1]
+    report = subprocess.run(
+        [PYTHON, "-m", "snakemake", "--report", "report.html", "--configfile", "replicated.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert report.returncode == 0, report.stderr[-5000:]
+    page = workdir / "report.html"
+    menu = rendered_app(page, tmp_path / "profile")
+    # the app rendered (the static page has only an empty #app) with the workflow description
+    # and a menu entry per stage
+    assert "hard negative captions per caption" in menu
+    for stage in STAGES:
+        assert re.search(rf">\s*{stage}\s*<", menu), stage
+    html, end = page.read_text().rsplit("</body>", 1)  # the last: scripts quote the tag too
+    shown = tmp_path / "shown.html"
+    shown.write_text(f"{html}{SHOW_COMPARISON}</body>{end}")
+    evaluation = rendered_app(shown, tmp_path / "profile")
+    for name in ("summary.csv", "comparison.png", "summary_per_seed.csv", "published.csv"):
+        assert name in evaluation, name
+    # the image shown is comparison.png itself, embedded in the page
+    images = re.findall(r'<img src="data:image/png;[^"]*base64,([^"]+)"', evaluation)
+    comparison = (results / "plots" / "comparison.png").read_bytes()
+    assert base64.b64encode(comparison).decode() in images

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.conftest import PYTHON, REPO
 
 FIXTURES = REPO / "tests" / "data" / "fixtures" / "sources"
-WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs"]
+WORKFLOW_FILES = ["Snakefile", "rules", "config", "workflow_scripts", "envs", "report"]
 
 
 def _dry_run(workdir: Path, data: str) -> subprocess.CompletedProcess:

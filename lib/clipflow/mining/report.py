@@ -7,9 +7,15 @@ the exact search of a sample costs ``sample × N`` scores, unlike the N² of exa
 from __future__ import annotations
 
 import os
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
 
 from clipflow.io import write_with
 from clipflow.mining.search import hard_pair_scores, mine_hard_pairs, recall_at_k
@@ -80,3 +86,37 @@ def plot_score_histogram(report: dict, path: str | os.PathLike) -> Path:
         return write_with(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
     finally:
         plt.close(figure)
+
+
+def plot_hard_pairs(
+    hard: Mapping[int, Sequence[int]],
+    pairs: pd.DataFrame,
+    images: Callable[[tuple[str, str]], Image.Image],
+    path: str | os.PathLike,
+    anchors: int = 3,
+    shown: int = 5,
+) -> Path:
+    """An image grid of mined hard pairs: a row per anchor (the first ``anchors`` with a hard
+    pair, by index), the anchor's image and caption first, then its ``shown`` hardest pairs in
+    rank order. ``pairs`` is the metadata table (``index``, ``caption``, ``shard``, ``key``);
+    ``images[(shard, key)]`` reads an image (:class:`clipflow.data.shards.ShardImages`)."""
+    by_index = pairs.set_index("index")
+    rows = [(anchor, list(hard[anchor][:shown])) for anchor in sorted(hard) if hard[anchor]]
+    rows = rows[:anchors]
+    if not rows:
+        raise ValueError("no anchor has a hard pair to show")
+    columns = 1 + max(len(partners) for _, partners in rows)
+    figure = Figure(figsize=(2.1 * columns, 2.6 * len(rows)), layout="constrained")
+    grid = figure.subplots(len(rows), columns, squeeze=False)
+    for axes, (anchor, partners) in zip(grid, rows, strict=True):
+        for column, (axis, index) in enumerate(zip_longest(axes, [anchor, *partners])):
+            axis.set_axis_off()
+            if index is None:
+                continue
+            pair = by_index.loc[index]
+            axis.imshow(images[(pair["shard"], pair["key"])])
+            title = "anchor" if column == 0 else f"hard pair {column}"
+            caption = textwrap.fill(str(pair["caption"]), 26, max_lines=3, placeholder=" …")
+            axis.set_title(f"{title} (#{index})\n{caption}", fontsize=7, loc="left")
+    figure.suptitle("anchors (first column) and their hardest mined pairs, in rank order")
+    return write_with(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))

@@ -95,3 +95,21 @@ def negatives_report(
         ],
     )
     return "\n".join(lines) + "\n"
+
+
+def negatives_by_kind(negatives: pd.DataFrame, captions: int = 12) -> pd.DataFrame:
+    """The first ``captions`` captions that got a negative, one row each: the caption, then per
+    kind (in order of first appearance) its negatives of that caption joined by `` / ``
+    (blank where the kind made none)."""
+    kinds = list(dict.fromkeys(negatives["kind"]))
+    first = negatives["caption_index"].drop_duplicates().head(captions)
+    chosen = negatives[negatives["caption_index"].isin(first)]
+    table = chosen.groupby(["caption_index", "caption"], sort=False)
+    rows = [
+        {
+            "caption": caption,
+            **{kind: " / ".join(group.loc[group["kind"] == kind, "negative"]) for kind in kinds},
+        }
+        for (_, caption), group in table
+    ]
+    return pd.DataFrame(rows, columns=["caption", *kinds])

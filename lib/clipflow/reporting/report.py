@@ -11,7 +11,6 @@ from clipflow.io import write_text
 from clipflow.reporting.claims import claims_table, write_claims
 from clipflow.reporting.inputs import load_results, load_train_logs
 from clipflow.reporting.plots import (
-    benchmarks_in,
     plot_benchmark,
     plot_comparison,
     plot_loss_curves,
@@ -27,6 +26,7 @@ from clipflow.reporting.published import (
 )
 from clipflow.reporting.tables import (
     SEED_KEYS,
+    benchmarks_in,
     mean_over_seeds,
     means_of,
     replicate_summary,
@@ -78,7 +78,7 @@ def build_report(
         table, errors = means_of(summary), spreads_of(summary)
     else:
         table = summary_table(per_seed_results, shared_init)
-        written = write_tables(table, tables_dir)
+        written = write_tables(table, tables_dir, headline=True)
     if claims:
         written += write_claims(claims_table(per_seed_results, claims), tables_dir)
     measured = mean_over_seeds(per_seed_results)
@@ -99,5 +99,5 @@ def build_report(
     for benchmark in benchmarks_in(table):
         path = Path(plots_dir, f"{benchmark}.png")
         written.append(plot_benchmark(table, benchmark, path, shared_init, errors))
-    written.append(plot_comparison(table, Path(plots_dir, "comparison.png")))
+    written.append(plot_comparison(table, Path(plots_dir, "comparison.png"), errors))
     return written

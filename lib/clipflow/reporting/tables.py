@@ -68,6 +68,58 @@ def summary_table(
     return table.loc[order.index].reset_index(drop=True)
 
 
+def run_label(experiment: str, run: str, experiments: int) -> str:
+    """A run's name in tables and figures: prefixed by its experiment when there are several."""
+    return run if experiments == 1 else f"{experiment}/{run}"
+
+
+def headline_column(table: pd.DataFrame, benchmark: str) -> str:
+    """The first (headline) ``benchmark/metric`` column of ``benchmark``."""
+    return next(c for c in table.columns if c.startswith(f"{benchmark}/"))
+
+
+def benchmarks_in(table: pd.DataFrame) -> list[str]:
+    """Benchmark names of the table's metric columns, in column order."""
+    metrics = [c for c in table.columns if c not in KEYS and c != "n" and not c.endswith(STD)]
+    return list(dict.fromkeys(c.split("/", 1)[0] for c in metrics))
+
+
+def _percent_cell(mean: float, std: float = float("nan")) -> str:
+    """``mean`` in percent, ``± std`` when a spread is known; blank when the mean is not."""
+    if pd.isna(mean):
+        return ""
+    return f"{100 * mean:.2f}" + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
+
+
+def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The compact view of a summary table: a row per run (its ``final`` checkpoint), ``n``
+    when the summary has it (:func:`replicate_summary`), and a column per benchmark holding
+    its headline metric in percent, ``mean ± std`` where standard deviations are known."""
+    final = summary[summary["checkpoint"] == "final"]
+    experiments = summary["experiment"].nunique()
+    identities = zip(final["experiment"], final["run"], strict=True)
+    headline = pd.DataFrame({"run": [run_label(e, r, experiments) for e, r in identities]})
+    if "n" in final.columns:
+        headline["n"] = final["n"].to_numpy()
+    for benchmark in benchmarks_in(summary):
+        column = headline_column(summary, benchmark)
+        spread = final.get(f"{column} {STD}", pd.Series(float("nan"), index=final.index))
+        headline[f"{benchmark} ({column.split('/', 1)[1]})"] = [
+            _percent_cell(mean, std) for mean, std in zip(final[column], spread, strict=True)
+        ]
+    return headline
+
+
+def _markdown_with_headline(summary: pd.DataFrame, note: str, full_table: str) -> str:
+    """``summary.md``: the :func:`headline_table` first, then the full table under ``note``."""
+    headline = headline_table(summary).to_markdown(index=False, disable_numparse=True)
+    return (
+        "## Headline\n\nEach benchmark's headline metric of the final checkpoint, in percent"
+        f"{' (mean ± standard deviation over n seeds)' if 'n' in summary.columns else ''}.\n\n"
+        f"{headline}\n\n## All metrics\n\n{note}\n\n{full_table}\n"
+    )
+
+
 def replicated(results: pd.DataFrame) -> bool:
     """Whether ``results`` come from replicated runs (``train.seeds``): a ``seed`` is known."""
     return "seed" in results.columns and bool(results["seed"].notna().any())
@@ -114,9 +166,7 @@ def write_replicate_tables(summary: pd.DataFrame, tables_dir: str | os.PathLike)
     cells = summary[KEYS + ["n"]].copy()
     for column in [c for c in means.columns if c not in KEYS]:
         cells[column] = [
-            ""
-            if pd.isna(mean)
-            else f"{100 * mean:.2f}" + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
+            _percent_cell(mean, std)
             for mean, std in zip(means[column], spreads[column], strict=True)
         ]
     note = (
@@ -127,7 +177,7 @@ def write_replicate_tables(summary: pd.DataFrame, tables_dir: str | os.PathLike)
     latex = cells.to_latex(index=False, escape=True).replace("±", r"$\pm$")
     return [
         write_text(tables_dir / "summary.csv", summary.to_csv(index=False)),
-        write_text(tables_dir / "summary.md", f"{note}\n\n{markdown}\n"),
+        write_text(tables_dir / "summary.md", _markdown_with_headline(summary, note, markdown)),
         write_text(tables_dir / "summary.tex", f"% {note}\n{latex}"),
     ]
 
@@ -144,9 +194,11 @@ def write_tables(
     stem: str = "summary",
     keys: Sequence[str] = KEYS,
     note: str = "final-init rows are differences in points.",
+    headline: bool = False,
 ) -> list[Path]:
     """Write ``<stem>.csv`` (fractions), ``<stem>.md`` and ``<stem>.tex`` (percent, with
-    ``note``) into ``tables_dir``; ``keys`` are the identifier columns."""
+    ``note``) into ``tables_dir``; ``keys`` are the identifier columns; with ``headline``
+    the Markdown starts with the :func:`headline_table`."""
     tables_dir = Path(tables_dir)
     percent = as_percent(table, keys)
     note = f"Metrics in percent; {note}"
@@ -155,6 +207,11 @@ def write_tables(
     latex = percent.to_latex(index=False, float_format="%.2f", na_rep="", escape=True)
     return [
         write_text(tables_dir / f"{stem}.csv", table.to_csv(index=False)),
-        write_text(tables_dir / f"{stem}.md", f"{note}\n\n{markdown}\n"),
+        write_text(
+            tables_dir / f"{stem}.md",
+            _markdown_with_headline(table, note, markdown)
+            if headline
+            else f"{note}\n\n{markdown}\n",
+        ),
         write_text(tables_dir / f"{stem}.tex", f"% {note}\n{latex}"),
     ]
